@@ -1,0 +1,518 @@
+//! Configuration, resolved once before the first request: discovery
+//! (RFC 8414 / OIDC), the first key set fetch, and refusal of unsafe
+//! combinations.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jsonwebtoken::jwk::JwkSet;
+use reqwest::Url;
+
+use crate::bearer::BearerPolicy;
+use crate::discovery::{self, DiscoveryError};
+use crate::error::{ErrorDetail, Responder};
+use crate::fetch::{FetchError, Fetcher, HttpLimits};
+use crate::gate::{Gate, TokenGate};
+use crate::jwks::{Jwks, JwksTiming};
+use crate::jwt::ClaimRules;
+use crate::keys::{Algorithm, AlgorithmSet, KeySet, VerifyingKey};
+
+/// Why a gate could not be built. Every variant is a configuration or
+/// startup problem, reported before the service takes traffic.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// `.issuer(…)` was not called.
+    #[error("no issuer configured: call .issuer(…)")]
+    MissingIssuer,
+    /// No audience, and no explicit opt-out.
+    #[error("no audience configured: call .audience(…), or .accept_any_audience() to opt out knowingly")]
+    MissingAudience,
+    /// A URL does not parse.
+    #[error("{what} is not a valid URL: {url:?}")]
+    InvalidUrl {
+        /// Which setting.
+        what: &'static str,
+        /// The value given.
+        url: String,
+    },
+    /// A plain-http URL off loopback, without `.allow_insecure_http()`.
+    #[error("{what} uses plain http off loopback: {url:?} (use https, or .allow_insecure_http() for tests)")]
+    InsecureUrl {
+        /// Which setting.
+        what: &'static str,
+        /// The value given.
+        url: String,
+    },
+    /// Discovery failed or named another issuer.
+    #[error("discovery failed: {0}")]
+    Discovery(#[from] DiscoveryError),
+    /// The metadata has no `jwks_uri` and none was configured.
+    #[error("the authorization server metadata has no jwks_uri")]
+    NoJwksUri,
+    /// The first key set fetch failed.
+    #[error("could not load the key set: {0}")]
+    Jwks(FetchError),
+    /// Static keys were given but none of them is usable.
+    #[error("none of the configured keys is usable")]
+    NoUsableKeys,
+    /// The HTTP client could not be built.
+    #[error("could not build the HTTP client: {0}")]
+    HttpClient(String),
+    /// Settings that contradict each other.
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(&'static str),
+}
+
+/// A shared secret, kept out of `Debug` output.
+#[derive(Clone)]
+struct SharedSecret {
+    kid: Option<String>,
+    secret: Vec<u8>,
+    alg: Algorithm,
+}
+
+impl fmt::Debug for SharedSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SharedSecret")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Configures a [`TokenGate`].
+///
+/// | setting | default |
+/// |---|---|
+/// | [`issuer`](Self::issuer) | required |
+/// | [`audience`](Self::audience) | required, or [`accept_any_audience`](Self::accept_any_audience) |
+/// | key source | discovery from the issuer; or [`jwks_uri`](Self::jwks_uri), [`static_keys`](Self::static_keys), [`hmac_secret`](Self::hmac_secret) |
+/// | [`algorithms`](Self::algorithms) | RS256/384/512, PS256/384/512, ES256/384, EdDSA |
+/// | [`leeway`](Self::leeway) | 60 s |
+/// | [`strict_rfc9068`](Self::strict_rfc9068) | off (`typ` `at+jwt`, `JWT` or absent) |
+/// | [`max_token_length`](Self::max_token_length) | 16 KiB |
+/// | [`allow_query_token`](Self::allow_query_token) | off |
+/// | [`realm`](Self::realm) | the first audience, else `"api"` |
+/// | [`error_detail`](Self::error_detail) | [`ErrorDetail::Describe`] |
+/// | [`retry_after`](Self::retry_after) | 5 s |
+/// | [`connect_timeout`](Self::connect_timeout) / [`timeout`](Self::timeout) | 2 s / 5 s |
+/// | [`max_response_bytes`](Self::max_response_bytes) | 1 MiB |
+/// | [`jwks_ttl`](Self::jwks_ttl) | 5 min, server `max-age` honoured within [`jwks_ttl_bounds`](Self::jwks_ttl_bounds) (30 s to 1 h) |
+/// | [`jwks_max_stale`](Self::jwks_max_stale) | 10 × TTL |
+/// | [`unknown_kid_refresh`](Self::unknown_kid_refresh) | 2 fetches per 30 s |
+/// | [`require_keys_at_startup`](Self::require_keys_at_startup) | on |
+///
+/// ```
+/// use std::time::Duration;
+/// use tokengate::{Algorithm, TokenGate};
+/// use tokengate::testing::TestIssuer;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let issuer = TestIssuer::start().await?;
+/// let gate = TokenGate::builder()
+///     .issuer(issuer.issuer())
+///     .audience(issuer.audience())
+///     .algorithms([Algorithm::ES256, Algorithm::RS256])
+///     .leeway(Duration::from_secs(30))
+///     .jwks_ttl(Duration::from_secs(600))
+///     .build()
+///     .await?;
+/// # drop(gate);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct TokenGateBuilder {
+    issuer: Option<String>,
+    audiences: Vec<String>,
+    any_audience: bool,
+    jwks_uri: Option<String>,
+    static_keys: Option<JwkSet>,
+    secrets: Vec<SharedSecret>,
+    algorithms: Option<Vec<Algorithm>>,
+    leeway: Duration,
+    strict_rfc9068: bool,
+    max_token_len: usize,
+    query_token: bool,
+    realm: Option<String>,
+    error_detail: ErrorDetail,
+    retry_after: Duration,
+    connect_timeout: Duration,
+    timeout: Duration,
+    max_response_bytes: usize,
+    jwks_ttl: Duration,
+    jwks_ttl_bounds: (Duration, Duration),
+    jwks_max_stale: Option<Duration>,
+    unknown_kid_fetches: usize,
+    unknown_kid_window: Duration,
+    insecure_http: bool,
+    http_client: Option<reqwest::Client>,
+    require_keys: bool,
+}
+
+impl Default for TokenGateBuilder {
+    fn default() -> Self {
+        TokenGateBuilder {
+            issuer: None,
+            audiences: Vec::new(),
+            any_audience: false,
+            jwks_uri: None,
+            static_keys: None,
+            secrets: Vec::new(),
+            algorithms: None,
+            leeway: Duration::from_secs(60),
+            strict_rfc9068: false,
+            max_token_len: 16 * 1024,
+            query_token: false,
+            realm: None,
+            error_detail: ErrorDetail::Describe,
+            retry_after: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(2),
+            timeout: Duration::from_secs(5),
+            max_response_bytes: 1024 * 1024,
+            jwks_ttl: Duration::from_secs(300),
+            jwks_ttl_bounds: (Duration::from_secs(30), Duration::from_secs(3600)),
+            jwks_max_stale: None,
+            unknown_kid_fetches: 2,
+            unknown_kid_window: Duration::from_secs(30),
+            insecure_http: false,
+            http_client: None,
+            require_keys: true,
+        }
+    }
+}
+
+impl TokenGateBuilder {
+    /// The issuer identifier, exactly as tokens carry it in `iss` and as the
+    /// server's metadata names it (trailing slash included or not).
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuer = Some(issuer.into());
+        self
+    }
+
+    /// An audience this resource server accepts in `aud`. Call again to
+    /// accept several; a token needs one of them.
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audiences.push(audience.into());
+        self
+    }
+
+    /// Accepts tokens whatever their `aud`. Without an audience check a token
+    /// issued for any other service of the same issuer is accepted here too
+    /// (RFC 8725 §3.9): choose this only when the issuer serves this API alone.
+    pub fn accept_any_audience(mut self) -> Self {
+        self.any_audience = true;
+        self
+    }
+
+    /// Fetches keys from this URL instead of the one discovery would find,
+    /// and skips discovery.
+    pub fn jwks_uri(mut self, uri: impl Into<String>) -> Self {
+        self.jwks_uri = Some(uri.into());
+        self
+    }
+
+    /// Verifies with these keys only: no discovery, no network (offline use,
+    /// tests). Unusable keys are skipped with a warning.
+    pub fn static_keys(mut self, keys: JwkSet) -> Self {
+        self.static_keys = Some(keys);
+        self
+    }
+
+    /// Accepts HMAC-signed tokens (`HS256`/`HS384`/`HS512`) verified with
+    /// this shared secret. HMAC is used only with a secret configured here:
+    /// `oct` keys in a fetched key set are ignored, and public keys never
+    /// serve as HMAC secrets. With `kid`, only tokens naming it use the
+    /// secret. Unless [`jwks_uri`](Self::jwks_uri) is also set, the gate
+    /// then needs no network.
+    pub fn hmac_secret(mut self, kid: Option<&str>, secret: impl AsRef<[u8]>, alg: Algorithm) -> Self {
+        self.secrets.push(SharedSecret {
+            kid: kid.map(str::to_owned),
+            secret: secret.as_ref().to_vec(),
+            alg,
+        });
+        self
+    }
+
+    /// The JWS algorithms accepted. A key is still used only with the
+    /// algorithms its own type allows. Default: every asymmetric algorithm
+    /// supported (RS256/384/512, PS256/384/512, ES256/384, EdDSA).
+    pub fn algorithms(mut self, algs: impl IntoIterator<Item = Algorithm>) -> Self {
+        self.algorithms = Some(algs.into_iter().collect());
+        self
+    }
+
+    /// Clock skew tolerated for `exp`, `nbf` and `iat`. Default 60 s.
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self
+    }
+
+    /// Requires RFC 9068 access tokens strictly: `typ` `at+jwt` and the
+    /// claims of §2.2 (`iss`, `exp`, `aud`, `sub`, `client_id`, `iat`,
+    /// `jti`). Default off: `typ` may also be `JWT` or absent, as many
+    /// issuers send.
+    pub fn strict_rfc9068(mut self, strict: bool) -> Self {
+        self.strict_rfc9068 = strict;
+        self
+    }
+
+    /// The longest token accepted; longer ones are refused before parsing.
+    /// Default 16 KiB.
+    pub fn max_token_length(mut self, bytes: usize) -> Self {
+        self.max_token_len = bytes;
+        self
+    }
+
+    /// Also accepts the token in the `access_token` query parameter
+    /// (RFC 6750 §2.3). Off by default: URLs end up in logs and browser
+    /// history, which is why RFC 6750 discourages it.
+    pub fn allow_query_token(mut self, allow: bool) -> Self {
+        self.query_token = allow;
+        self
+    }
+
+    /// The `realm` of `WWW-Authenticate` challenges. Default: the first
+    /// audience, else `"api"`.
+    pub fn realm(mut self, realm: impl Into<String>) -> Self {
+        self.realm = Some(realm.into());
+        self
+    }
+
+    /// How much rejections tell the client. Default
+    /// [`ErrorDetail::Describe`].
+    pub fn error_detail(mut self, detail: ErrorDetail) -> Self {
+        self.error_detail = detail;
+        self
+    }
+
+    /// The `Retry-After` sent with 503 answers. Default 5 s.
+    pub fn retry_after(mut self, after: Duration) -> Self {
+        self.retry_after = after;
+        self
+    }
+
+    /// Connect timeout for calls to the authorization server. Default 2 s.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Total timeout of one call to the authorization server, body
+    /// included. Default 5 s.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The largest response accepted from the authorization server.
+    /// Default 1 MiB.
+    pub fn max_response_bytes(mut self, bytes: usize) -> Self {
+        self.max_response_bytes = bytes;
+        self
+    }
+
+    /// How long a fetched key set is fresh when the server sends no
+    /// `Cache-Control: max-age`. Default 5 min.
+    pub fn jwks_ttl(mut self, ttl: Duration) -> Self {
+        self.jwks_ttl = ttl;
+        self
+    }
+
+    /// The bounds within which a server's `max-age` is honoured. Default
+    /// 30 s to 1 h.
+    pub fn jwks_ttl_bounds(mut self, min: Duration, max: Duration) -> Self {
+        self.jwks_ttl_bounds = (min, max);
+        self
+    }
+
+    /// How long past its TTL the last good key set keeps serving while
+    /// refreshes fail. Default 10 × the TTL.
+    pub fn jwks_max_stale(mut self, max_stale: Duration) -> Self {
+        self.jwks_max_stale = Some(max_stale);
+        self
+    }
+
+    /// How many unplanned key set fetches (for an unknown `kid`, or keys gone
+    /// stale) may happen per `window`. Default 2 per 30 s: a rotation is
+    /// picked up at once, a flood of made-up `kid`s costs one or two fetches.
+    pub fn unknown_kid_refresh(mut self, fetches: usize, window: Duration) -> Self {
+        self.unknown_kid_fetches = fetches;
+        self.unknown_kid_window = window;
+        self
+    }
+
+    /// Allows plain `http://` URLs off loopback. Loopback (`127.0.0.0/8`,
+    /// `::1`, `localhost`) is always allowed; anywhere else, tokens and keys
+    /// would travel unprotected, so this is for tests only.
+    pub fn allow_insecure_http(mut self) -> Self {
+        self.insecure_http = true;
+        self
+    }
+
+    /// Uses your HTTP client (a proxy, a private CA, mTLS). Its own redirect
+    /// policy applies; the timeouts and size cap of this builder still bound
+    /// every call.
+    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.http_client = Some(client);
+        self
+    }
+
+    /// Whether `build` fails when the first key set fetch fails. Default on.
+    /// Off, the gate starts anyway and requests get 503 until keys are
+    /// fetched (retried in the background and, rate limited, on requests).
+    pub fn require_keys_at_startup(mut self, require: bool) -> Self {
+        self.require_keys = require;
+        self
+    }
+
+    /// Resolves the configuration: checks it, runs discovery, loads the keys,
+    /// and starts the background key refresh (which ends when the last clone
+    /// of the gate is dropped). Must run inside a tokio runtime.
+    pub async fn build(self) -> Result<TokenGate, BuildError> {
+        let issuer = self.issuer.clone().ok_or(BuildError::MissingIssuer)?;
+        let issuer_url = self.checked_url("issuer", &issuer)?;
+        if self.audiences.is_empty() && !self.any_audience {
+            return Err(BuildError::MissingAudience);
+        }
+        if self.max_token_len == 0 {
+            return Err(BuildError::InvalidConfig("max_token_length must be positive"));
+        }
+        let (min_ttl, max_ttl) = self.jwks_ttl_bounds;
+        if self.jwks_ttl.is_zero() || min_ttl > max_ttl {
+            return Err(BuildError::InvalidConfig("jwks_ttl must be positive and its bounds ordered"));
+        }
+        let realm = self
+            .realm
+            .clone()
+            .or_else(|| self.audiences.first().cloned())
+            .unwrap_or_else(|| "api".to_owned());
+        if realm.chars().any(char::is_control) {
+            return Err(BuildError::InvalidConfig("realm contains control characters"));
+        }
+
+        let mut allowed = AlgorithmSet::from_iter(self.algorithms.clone().unwrap_or_else(|| {
+            AlgorithmSet::ASYMMETRIC.iter().collect()
+        }));
+        for s in &self.secrets {
+            if !matches!(s.alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
+                return Err(BuildError::InvalidConfig("hmac_secret needs an HS256, HS384 or HS512 algorithm"));
+            }
+            if self.algorithms.is_none() {
+                allowed = AlgorithmSet::from_iter(allowed.iter().chain([s.alg]));
+            }
+        }
+        let hs = [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512];
+        if hs.iter().any(|a| allowed.contains(*a) && !self.secrets.iter().any(|s| s.alg == *a)) {
+            return Err(BuildError::InvalidConfig(
+                "an HS* algorithm is allowed without a shared secret for it",
+            ));
+        }
+        if allowed.is_empty() {
+            return Err(BuildError::InvalidConfig("no algorithm allowed"));
+        }
+        let secrets: Vec<VerifyingKey> = self
+            .secrets
+            .iter()
+            .filter(|s| allowed.contains(s.alg))
+            .filter_map(|s| VerifyingKey::hmac(s.kid.as_deref(), &s.secret, s.alg))
+            .collect();
+
+        let timing = JwksTiming {
+            ttl: self.jwks_ttl,
+            min_ttl,
+            max_ttl,
+            max_stale: self.jwks_max_stale.unwrap_or(self.jwks_ttl * 10),
+            unknown_kid_fetches: self.unknown_kid_fetches,
+            unknown_kid_window: self.unknown_kid_window,
+            retry_min: Duration::from_secs(5).min(self.jwks_ttl),
+        };
+        let limits = HttpLimits {
+            connect_timeout: self.connect_timeout,
+            timeout: self.timeout,
+            max_response_bytes: self.max_response_bytes,
+        };
+
+        let jwks = if let Some(set) = &self.static_keys {
+            let (keys, skipped) = KeySet::from_jwks(set.keys.iter().cloned().map(Ok), allowed);
+            for (kid, why) in skipped {
+                tracing::warn!(target: "tokengate::jwks", kid = kid.as_deref().unwrap_or("-"), reason = %why, "skipping static key");
+            }
+            let keys = keys.with_pinned(&secrets.into_iter().map(Arc::new).collect::<Vec<_>>());
+            if keys.is_empty() {
+                return Err(BuildError::NoUsableKeys);
+            }
+            Arc::new(Jwks::fixed(keys, timing))
+        } else if !secrets.is_empty() && self.jwks_uri.is_none() {
+            Arc::new(Jwks::fixed(KeySet::new(secrets), timing))
+        } else {
+            let fetcher = Fetcher::new(limits, self.http_client.clone())
+                .map_err(|e| BuildError::HttpClient(e.to_string()))?;
+            let jwks_uri = match &self.jwks_uri {
+                Some(uri) => uri.clone(),
+                None => discovery::discover(&fetcher, &issuer, &issuer_url)
+                    .await?
+                    .jwks_uri
+                    .ok_or(BuildError::NoJwksUri)?,
+            };
+            let jwks_url = self.checked_url("jwks_uri", &jwks_uri)?;
+            let jwks = Arc::new(Jwks::remote(jwks_url, fetcher, timing, allowed, secrets));
+            if let Err(e) = jwks.load().await {
+                if self.require_keys {
+                    return Err(BuildError::Jwks(e));
+                }
+                tracing::error!(target: "tokengate::jwks", error = %e, "starting without keys; requests get 503 until the key set loads");
+            }
+            jwks.spawn_refresher();
+            jwks
+        };
+
+        let rules = ClaimRules {
+            issuer,
+            audiences: if self.any_audience { Vec::new() } else { self.audiences.clone() },
+            leeway_secs: self.leeway.as_secs(),
+            strict_rfc9068: self.strict_rfc9068,
+        };
+        let bearer = BearerPolicy {
+            max_token_len: self.max_token_len,
+            allow_query: self.query_token,
+        };
+        let responder = Responder::new(&realm, self.error_detail, self.retry_after.as_secs().max(1));
+        Ok(TokenGate {
+            inner: Arc::new(Gate::new(jwks, rules, bearer, responder)),
+        })
+    }
+
+    fn checked_url(&self, what: &'static str, url: &str) -> Result<Url, BuildError> {
+        let parsed = Url::parse(url).map_err(|_| BuildError::InvalidUrl {
+            what,
+            url: url.to_owned(),
+        })?;
+        match parsed.scheme() {
+            "https" => Ok(parsed),
+            "http" if self.insecure_http || is_loopback(&parsed) => Ok(parsed),
+            "http" => Err(BuildError::InsecureUrl {
+                what,
+                url: url.to_owned(),
+            }),
+            _ => Err(BuildError::InvalidUrl {
+                what,
+                url: url.to_owned(),
+            }),
+        }
+    }
+}
+
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        None => false,
+    }
+}

@@ -1,0 +1,210 @@
+//! The one verifier. [`TokenGate`] holds the resolved configuration and the
+//! key cache; the layer, and every guard built on it, call into it and into
+//! nothing else.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::request::Parts;
+use http::{HeaderMap, Uri};
+
+use crate::bearer::{self, BearerPolicy};
+use crate::builder::TokenGateBuilder;
+use crate::error::{AuthError, InvalidToken, Responder, Unavailable};
+use crate::jwks::{Jwks, JwksHealth, Refresh};
+use crate::jwt::{self, ClaimRules};
+use crate::keys::Lookup;
+use crate::layer::TokenGateLayer;
+use crate::principal::Principal;
+
+/// A configured resource server: verifies bearer tokens and answers failures.
+///
+/// Build it once at startup with [`TokenGate::builder`], then hand
+/// [`TokenGate::layer`] to your router. Cloning is cheap (one reference
+/// count); all clones share the key cache.
+///
+/// ```
+/// use tokengate::TokenGate;
+/// use tokengate::testing::TestIssuer;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let issuer = TestIssuer::start().await?;
+/// let gate = TokenGate::builder()
+///     .issuer(issuer.issuer())
+///     .audience(issuer.audience())
+///     .build()
+///     .await?;
+///
+/// let token = issuer.token().scope("items:read").sign();
+/// let principal = gate.verify(&token).await?;
+/// assert!(principal.scopes().contains("items:read"));
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct TokenGate {
+    pub(crate) inner: Arc<Gate>,
+}
+
+impl std::fmt::Debug for TokenGate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenGate")
+            .field("issuer", &self.inner.rules.issuer)
+            .field("audiences", &self.inner.rules.audiences)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) struct Gate {
+    pub(crate) jwks: Arc<Jwks>,
+    pub(crate) rules: ClaimRules,
+    pub(crate) bearer: BearerPolicy,
+    pub(crate) responder: Responder,
+}
+
+/// The result of the synchronous part of verification.
+pub(crate) enum Step {
+    Done(Result<Principal, AuthError>),
+    /// The keys must be refreshed first; `generation` is the key set looked at.
+    NeedsKeys { generation: u64 },
+}
+
+impl TokenGate {
+    /// Starts configuring a gate. See [`TokenGateBuilder`] for every option
+    /// and its default.
+    pub fn builder() -> TokenGateBuilder {
+        TokenGateBuilder::default()
+    }
+
+    /// The tower layer that authenticates every request.
+    ///
+    /// ```
+    /// # async fn demo(gate: tokengate::TokenGate) {
+    /// let app = axum::Router::new()
+    ///     .route("/", axum::routing::get(|| async { "hello" }))
+    ///     .layer(gate.layer());
+    /// # let _: axum::Router = app;
+    /// # }
+    /// ```
+    pub fn layer(&self) -> TokenGateLayer {
+        TokenGateLayer::new(self.clone())
+    }
+
+    /// Verifies a bearer token (without the `Bearer ` prefix) and returns its
+    /// principal. For places the layer does not reach: WebSocket upgrades,
+    /// message consumers, custom interceptors.
+    pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        if token.len() > self.inner.bearer.max_token_len {
+            return Err(AuthError::InvalidToken(InvalidToken::TooLong));
+        }
+        bearer::check_b64token(token.as_bytes())?;
+        match self.inner.verify_now(token) {
+            Step::Done(result) => result,
+            Step::NeedsKeys { generation } => self.inner.verify_after_refresh(token, generation).await,
+        }
+    }
+
+    /// Authenticates request parts: extracts the bearer token exactly as the
+    /// layer does, then verifies it.
+    ///
+    /// ```
+    /// # async fn demo(gate: tokengate::TokenGate) {
+    /// let (parts, _body) = http::Request::new(()).into_parts();
+    /// let err = gate.authenticate(&parts).await.unwrap_err();
+    /// assert_eq!(err, tokengate::AuthError::MissingToken);
+    /// # }
+    /// ```
+    pub async fn authenticate(&self, parts: &Parts) -> Result<Principal, AuthError> {
+        let token = self.inner.extract(&parts.headers, &parts.uri)?;
+        match self.inner.verify_now(&token) {
+            Step::Done(result) => result,
+            Step::NeedsKeys { generation } => self.inner.verify_after_refresh(&token, generation).await,
+        }
+    }
+
+    /// The RFC 6750 response for `err`, as the layer would send it: the
+    /// right status, `WWW-Authenticate` with this gate's realm, `Retry-After`
+    /// on 503, and for gRPC (`grpc = true`) a trailers-only gRPC status.
+    ///
+    /// ```
+    /// # async fn demo(gate: tokengate::TokenGate) {
+    /// let response: http::Response<String> = gate.error_response(&tokengate::AuthError::MissingToken, false);
+    /// assert_eq!(response.status(), 401);
+    /// # }
+    /// ```
+    pub fn error_response<B: Default>(&self, err: &AuthError, grpc: bool) -> http::Response<B> {
+        self.inner.responder.response(err, grpc)
+    }
+
+    /// The state of the key set cache: key count, age, last error.
+    pub fn jwks_health(&self) -> JwksHealth {
+        self.inner.jwks.health()
+    }
+}
+
+impl Gate {
+    pub(crate) fn extract<'r>(&self, headers: &'r HeaderMap, uri: &'r Uri) -> Result<Cow<'r, str>, AuthError> {
+        bearer::extract(headers, uri, &self.bearer)
+    }
+
+    /// Everything that needs no I/O: parse, pick the key from the current
+    /// snapshot, verify. Asks for a refresh only when the key is not cached.
+    pub(crate) fn verify_now(&self, token: &str) -> Step {
+        if !jwt::is_jws_compact(token) {
+            return Step::Done(Err(AuthError::InvalidToken(InvalidToken::NotAJwt)));
+        }
+        let jws = match jwt::parse(token, self.rules.strict_rfc9068) {
+            Ok(jws) => jws,
+            Err(e) => return Step::Done(Err(AuthError::InvalidToken(e))),
+        };
+        let snapshot = self.jwks.snapshot();
+        if !snapshot.usable(Instant::now()) {
+            return Step::NeedsKeys {
+                generation: snapshot.generation,
+            };
+        }
+        match snapshot.keys.lookup(jws.kid.as_deref(), jws.alg) {
+            Lookup::Found(key) => Step::Done(
+                jws.verify(key, &self.rules, jwt::now_secs())
+                    .map_err(AuthError::InvalidToken),
+            ),
+            Lookup::AlgorithmMismatch => Step::Done(Err(AuthError::InvalidToken(InvalidToken::AlgorithmMismatch))),
+            Lookup::UnknownKid if self.jwks.is_remote() => Step::NeedsKeys {
+                generation: snapshot.generation,
+            },
+            Lookup::UnknownKid => Step::Done(Err(AuthError::InvalidToken(InvalidToken::UnknownKey))),
+        }
+    }
+
+    /// The slow path: refresh the keys (rate limited, single-flight), then
+    /// verify once more.
+    pub(crate) async fn verify_after_refresh(&self, token: &str, generation: u64) -> Result<Principal, AuthError> {
+        let refresh = self.jwks.refresh_unplanned(generation).await;
+        match self.verify_now(token) {
+            Step::Done(result) => result,
+            // Still no key. If the server could not be asked, we cannot
+            // tell a rotation from a forgery: that is an outage (503). If it
+            // answered, or the refresh budget is spent while it is healthy,
+            // the kid is simply unknown (401).
+            Step::NeedsKeys { .. } => {
+                let keys_usable = self.jwks.snapshot().usable(Instant::now());
+                let outage = !keys_usable || refresh == Refresh::Failed || self.jwks.failing();
+                if outage {
+                    Err(AuthError::Unavailable(Unavailable::Keys))
+                } else {
+                    Err(AuthError::InvalidToken(InvalidToken::UnknownKey))
+                }
+            }
+        }
+    }
+
+    pub(crate) fn new(jwks: Arc<Jwks>, rules: ClaimRules, bearer: BearerPolicy, responder: Responder) -> Self {
+        Gate {
+            jwks,
+            rules,
+            bearer,
+            responder,
+        }
+    }
+}

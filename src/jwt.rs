@@ -1,0 +1,353 @@
+//! JWT access tokens: the JOSE header (RFC 7515 §4, RFC 8725 §3), the
+//! signature, and the registered claims (RFC 7519 §4.1, RFC 9068 §2–4).
+//!
+//! Order of work: the header is read (cheap, and it decides nothing but which
+//! key to try), the signature is verified with a key chosen by `kid` and bound
+//! to its algorithms, and only then is the payload decoded and validated.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::error::InvalidToken;
+use crate::keys::{Algorithm, VerifyingKey, parse_alg};
+use crate::principal::{Principal, TokenSource, opt_numeric_date};
+
+/// What a JWT's claims must satisfy.
+#[derive(Debug, Clone)]
+pub(crate) struct ClaimRules {
+    pub(crate) issuer: String,
+    /// Empty only when the user opted out of audience checks by name.
+    pub(crate) audiences: Vec<String>,
+    pub(crate) leeway_secs: u64,
+    /// RFC 9068 strictly: `typ` must be `at+jwt` and §2.2's claims present.
+    pub(crate) strict_rfc9068: bool,
+}
+
+/// A JWT split into its parts, with the header read and checked.
+#[derive(Debug)]
+pub(crate) struct Jws<'t> {
+    pub(crate) alg: Algorithm,
+    pub(crate) kid: Option<String>,
+    signing_input: &'t str,
+    payload: &'t str,
+    signature: &'t str,
+}
+
+#[derive(Deserialize)]
+struct Header {
+    alg: String,
+    #[serde(default)]
+    kid: Option<String>,
+    #[serde(default)]
+    typ: Option<String>,
+    // Present at all means "you must understand these extensions"; we
+    // understand none, so its contents do not matter.
+    #[serde(default)]
+    crit: Option<serde::de::IgnoredAny>,
+}
+
+/// Whether a token has the JWS compact shape (three parts). Anything else is
+/// an opaque token (or a JWE, which a resource server cannot read either).
+pub(crate) fn is_jws_compact(token: &str) -> bool {
+    let mut dots = token.bytes().filter(|&b| b == b'.');
+    matches!((dots.next(), dots.next(), dots.next()), (Some(_), Some(_), None))
+}
+
+/// Splits a compact JWS and checks its header: a known, allowed-by-name
+/// algorithm (never `none`), no `crit`, an access-token `typ`.
+pub(crate) fn parse(token: &str, strict_rfc9068: bool) -> Result<Jws<'_>, InvalidToken> {
+    let (signing_input, signature) = token.rsplit_once('.').ok_or(InvalidToken::Malformed)?;
+    let (header_b64, payload) = signing_input.split_once('.').ok_or(InvalidToken::Malformed)?;
+    if header_b64.is_empty() || payload.is_empty() || signature.is_empty() || payload.contains('.') {
+        return Err(InvalidToken::Malformed);
+    }
+    let header_json = URL_SAFE_NO_PAD.decode(header_b64).map_err(|_| InvalidToken::Malformed)?;
+    let header: Header = serde_json::from_slice(&header_json).map_err(|_| InvalidToken::Malformed)?;
+    let alg = parse_alg(&header.alg).ok_or(InvalidToken::UnsupportedAlgorithm)?;
+    if header.crit.is_some() {
+        return Err(InvalidToken::UnsupportedCritical);
+    }
+    check_typ(header.typ.as_deref(), strict_rfc9068)?;
+    Ok(Jws {
+        alg,
+        kid: header.kid,
+        signing_input,
+        payload,
+        signature,
+    })
+}
+
+/// RFC 9068 §2.1 says access tokens carry `typ: at+jwt`; media types compare
+/// case-insensitively and may carry the `application/` prefix (RFC 7515
+/// §4.1.9). Outside strict mode, the many issuers that send `JWT` or nothing
+/// are accepted too; any other type (an ID token's or a DPoP proof's, say) is
+/// never an access token.
+fn check_typ(typ: Option<&str>, strict: bool) -> Result<(), InvalidToken> {
+    let Some(typ) = typ else {
+        return if strict { Err(InvalidToken::WrongType) } else { Ok(()) };
+    };
+    let bare = match typ.get(..12) {
+        Some(prefix) if prefix.eq_ignore_ascii_case("application/") => &typ[12..],
+        _ => typ,
+    };
+    let ok = bare.eq_ignore_ascii_case("at+jwt") || (!strict && bare.eq_ignore_ascii_case("jwt"));
+    if ok { Ok(()) } else { Err(InvalidToken::WrongType) }
+}
+
+impl Jws<'_> {
+    /// Verifies the signature with `key`, then decodes and validates the
+    /// claims, and builds the principal.
+    pub(crate) fn verify(&self, key: &VerifyingKey, rules: &ClaimRules, now: u64) -> Result<Principal, InvalidToken> {
+        let signature = URL_SAFE_NO_PAD.decode(self.signature).map_err(|_| InvalidToken::Malformed)?;
+        key.verify(self.alg, self.signing_input.as_bytes(), &signature)?;
+        let payload = URL_SAFE_NO_PAD.decode(self.payload).map_err(|_| InvalidToken::Malformed)?;
+        let claims: Map<String, Value> = serde_json::from_slice(&payload).map_err(|_| InvalidToken::Malformed)?;
+        validate(&claims, rules, now)?;
+        Principal::from_claims(claims, TokenSource::Jwt)
+    }
+}
+
+/// Seconds since the epoch, now.
+pub(crate) fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The time claims, shared with introspection: `exp` (required or not, as
+/// the caller says), `nbf` and `iat`, each with the leeway.
+pub(crate) fn validate_times(
+    claims: &Map<String, Value>,
+    exp_required: bool,
+    leeway: u64,
+    now: u64,
+) -> Result<(), InvalidToken> {
+    match opt_numeric_date(claims, "exp")? {
+        // RFC 7519 §4.1.4: valid only while now is before exp.
+        Some(exp) if now >= exp.saturating_add(leeway) => return Err(InvalidToken::Expired),
+        Some(_) => {}
+        None if exp_required => return Err(InvalidToken::MissingClaim),
+        None => {}
+    }
+    if let Some(nbf) = opt_numeric_date(claims, "nbf")? {
+        if nbf > now.saturating_add(leeway) {
+            return Err(InvalidToken::NotYetValid);
+        }
+    }
+    if let Some(iat) = opt_numeric_date(claims, "iat")? {
+        if iat > now.saturating_add(leeway) {
+            return Err(InvalidToken::IssuedInFuture);
+        }
+    }
+    Ok(())
+}
+
+/// `iss` equals the issuer exactly (RFC 8725 §3.8) when `required` or
+/// present.
+pub(crate) fn validate_issuer(claims: &Map<String, Value>, issuer: &str, required: bool) -> Result<(), InvalidToken> {
+    match claims.get("iss") {
+        None if !required => Ok(()),
+        None => Err(InvalidToken::MissingClaim),
+        Some(Value::String(iss)) if iss == issuer => Ok(()),
+        Some(Value::String(_)) => Err(InvalidToken::WrongIssuer),
+        Some(_) => Err(InvalidToken::MalformedClaim),
+    }
+}
+
+/// `aud` names one of our audiences (RFC 7519 §4.1.3, RFC 8725 §3.9), when
+/// `required` or present. No configured audiences means the user opted out.
+pub(crate) fn validate_audience(
+    claims: &Map<String, Value>,
+    audiences: &[String],
+    required: bool,
+) -> Result<(), InvalidToken> {
+    if audiences.is_empty() {
+        return Ok(());
+    }
+    let ours = |a: &str| audiences.iter().any(|x| x == a);
+    match claims.get("aud") {
+        None if !required => Ok(()),
+        None => Err(InvalidToken::MissingClaim),
+        Some(Value::String(a)) => ours(a).then_some(()).ok_or(InvalidToken::WrongAudience),
+        Some(Value::Array(items)) => {
+            let mut found = false;
+            for item in items {
+                match item {
+                    Value::String(a) => found |= ours(a),
+                    _ => return Err(InvalidToken::MalformedClaim),
+                }
+            }
+            found.then_some(()).ok_or(InvalidToken::WrongAudience)
+        }
+        Some(_) => Err(InvalidToken::MalformedClaim),
+    }
+}
+
+fn validate(claims: &Map<String, Value>, rules: &ClaimRules, now: u64) -> Result<(), InvalidToken> {
+    validate_times(claims, true, rules.leeway_secs, now)?;
+    validate_issuer(claims, &rules.issuer, true)?;
+    validate_audience(claims, &rules.audiences, true)?;
+    if rules.strict_rfc9068 {
+        // RFC 9068 §2.2: iss, exp, aud, sub, client_id, iat and jti are REQUIRED.
+        for name in ["sub", "client_id", "iat", "jti", "aud"] {
+            if claims.get(name).is_none_or(Value::is_null) {
+                return Err(InvalidToken::MissingClaim);
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn b64(v: &serde_json::Value) -> String {
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).unwrap())
+    }
+
+    fn token(header: serde_json::Value) -> String {
+        format!("{}.{}.c2ln", b64(&header), b64(&json!({})))
+    }
+
+    fn rules() -> ClaimRules {
+        ClaimRules {
+            issuer: "https://as".into(),
+            audiences: vec!["api".into()],
+            leeway_secs: 60,
+            strict_rfc9068: false,
+        }
+    }
+
+    fn claims(v: serde_json::Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn shape_is_three_parts() {
+        assert!(is_jws_compact("a.b.c"));
+        assert!(!is_jws_compact("a.b"));
+        assert!(!is_jws_compact("a.b.c.d.e"));
+        assert!(!is_jws_compact("opaque"));
+    }
+
+    #[test]
+    fn none_and_unknown_algorithms_are_refused() {
+        for alg in ["none", "None", "NONE", "nOnE", "RS1", "", "HS256 "] {
+            let t = token(json!({"alg": alg}));
+            assert_eq!(parse(&t, false).unwrap_err(), InvalidToken::UnsupportedAlgorithm, "{alg}");
+        }
+        let t = token(json!({"alg": 256}));
+        assert_eq!(parse(&t, false).unwrap_err(), InvalidToken::Malformed);
+    }
+
+    #[test]
+    fn crit_is_refused() {
+        let t = token(json!({"alg": "ES256", "crit": ["exp"], "exp": 1}));
+        assert_eq!(parse(&t, false).unwrap_err(), InvalidToken::UnsupportedCritical);
+    }
+
+    #[test]
+    fn typ_rules() {
+        for typ in ["at+jwt", "AT+JWT", "application/at+jwt", "Application/At+Jwt", "JWT", "jwt", "application/jwt"] {
+            assert!(parse(&token(json!({"alg": "ES256", "typ": typ})), false).is_ok(), "{typ}");
+        }
+        assert!(parse(&token(json!({"alg": "ES256"})), false).is_ok());
+        for typ in ["dpop+jwt", "id_token", "JOSE", "secevent+jwt", ""] {
+            assert_eq!(
+                parse(&token(json!({"alg": "ES256", "typ": typ})), false).unwrap_err(),
+                InvalidToken::WrongType,
+                "{typ}"
+            );
+        }
+        assert_eq!(
+            parse(&token(json!({"alg": "ES256", "typ": "JWT"})), true).unwrap_err(),
+            InvalidToken::WrongType
+        );
+        assert_eq!(parse(&token(json!({"alg": "ES256"})), true).unwrap_err(), InvalidToken::WrongType);
+        assert!(parse(&token(json!({"alg": "ES256", "typ": "at+jwt"})), true).is_ok());
+    }
+
+    #[test]
+    fn malformed_encodings_are_refused() {
+        for t in ["..", "a..c", ".b.c", "a.b.", "!!!.e30.c2ln", "e30=.e30.c2ln", "bnVsbA.e30.c2ln"] {
+            assert!(parse(t, false).is_err(), "{t}");
+        }
+        let dup = format!("{}.e30.c2ln", URL_SAFE_NO_PAD.encode(br#"{"alg":"none","alg":"ES256"}"#));
+        assert_eq!(parse(&dup, false).unwrap_err(), InvalidToken::Malformed);
+    }
+
+    #[test]
+    fn expiry_is_required_and_checked_with_leeway() {
+        let r = rules();
+        let base = json!({"iss": "https://as", "aud": "api"});
+        let with = |k: &str, v: serde_json::Value| {
+            let mut c = claims(base.clone());
+            c.insert(k.into(), v);
+            c
+        };
+        assert_eq!(validate(&claims(base.clone()), &r, 1000), Err(InvalidToken::MissingClaim));
+        assert_eq!(validate(&with("exp", json!(1000)), &r, 1000), Ok(()));
+        assert_eq!(validate(&with("exp", json!(1000)), &r, 1059), Ok(()));
+        assert_eq!(validate(&with("exp", json!(1000)), &r, 1060), Err(InvalidToken::Expired));
+        assert_eq!(validate(&with("exp", json!("2000")), &r, 1000), Err(InvalidToken::MalformedClaim));
+    }
+
+    #[test]
+    fn nbf_and_iat_allow_leeway_only() {
+        let r = rules();
+        let c = |k: &str, v: u64| claims(json!({"iss": "https://as", "aud": "api", "exp": 5000, k: v}));
+        assert_eq!(validate(&c("nbf", 1060), &r, 1000), Ok(()));
+        assert_eq!(validate(&c("nbf", 1061), &r, 1000), Err(InvalidToken::NotYetValid));
+        assert_eq!(validate(&c("iat", 1060), &r, 1000), Ok(()));
+        assert_eq!(validate(&c("iat", 1061), &r, 1000), Err(InvalidToken::IssuedInFuture));
+    }
+
+    #[test]
+    fn issuer_must_match_exactly() {
+        let r = rules();
+        let c = |iss: serde_json::Value| claims(json!({"iss": iss, "aud": "api", "exp": 5000}));
+        assert_eq!(validate(&c(json!("https://as/")), &r, 1000), Err(InvalidToken::WrongIssuer));
+        assert_eq!(validate(&c(json!("https://AS")), &r, 1000), Err(InvalidToken::WrongIssuer));
+        assert_eq!(validate(&c(json!(["https://as"])), &r, 1000), Err(InvalidToken::MalformedClaim));
+        let no_iss = claims(json!({"aud": "api", "exp": 5000}));
+        assert_eq!(validate(&no_iss, &r, 1000), Err(InvalidToken::MissingClaim));
+    }
+
+    #[test]
+    fn audience_must_contain_ours() {
+        let r = rules();
+        let c = |aud: serde_json::Value| claims(json!({"iss": "https://as", "aud": aud, "exp": 5000}));
+        assert_eq!(validate(&c(json!(["x", "api"])), &r, 1000), Ok(()));
+        assert_eq!(validate(&c(json!("apix")), &r, 1000), Err(InvalidToken::WrongAudience));
+        assert_eq!(validate(&c(json!([])), &r, 1000), Err(InvalidToken::WrongAudience));
+        assert_eq!(validate(&c(json!(["api", 1])), &r, 1000), Err(InvalidToken::MalformedClaim));
+        let none = claims(json!({"iss": "https://as", "exp": 5000}));
+        assert_eq!(validate(&none, &r, 1000), Err(InvalidToken::MissingClaim));
+        let any = ClaimRules {
+            audiences: vec![],
+            ..rules()
+        };
+        assert_eq!(validate(&none, &any, 1000), Ok(()));
+    }
+
+    #[test]
+    fn strict_mode_requires_rfc9068_claims() {
+        let strict = ClaimRules {
+            strict_rfc9068: true,
+            ..rules()
+        };
+        let full = json!({"iss": "https://as", "aud": "api", "exp": 5000, "sub": "s", "client_id": "c", "iat": 900, "jti": "j"});
+        assert_eq!(validate(&claims(full.clone()), &strict, 1000), Ok(()));
+        for missing in ["sub", "client_id", "iat", "jti"] {
+            let mut c = claims(full.clone());
+            c.remove(missing);
+            assert_eq!(validate(&c, &strict, 1000), Err(InvalidToken::MissingClaim), "{missing}");
+        }
+    }
+}

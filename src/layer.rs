@@ -1,0 +1,264 @@
+//! The tower middleware: extract the bearer token, verify it, put the
+//! [`Principal`] in the request extensions, or answer with the RFC 6750 (or
+//! gRPC) rejection.
+//!
+//! The request path is synchronous whenever the keys are cached: the token
+//! is verified inside `call` and the inner service is called straight away.
+//! Only an unknown `kid` or stale keys take the slow path, a boxed future
+//! that refreshes the key set (rate limited, single-flight) first.
+
+use std::future::Future;
+use std::mem;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use http::{HeaderMap, Request, Response, header};
+use pin_project_lite::pin_project;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::error::AuthError;
+use crate::gate::{Step, TokenGate};
+use crate::principal::Principal;
+
+/// A [`Layer`] that authenticates requests with a [`TokenGate`].
+///
+/// ```
+/// use axum::{Extension, Router, routing::get};
+/// use tokengate::{Principal, TokenGate};
+/// use tokengate::testing::TestIssuer;
+/// use tower::ServiceExt;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let issuer = TestIssuer::start().await?;
+/// let gate = TokenGate::builder()
+///     .issuer(issuer.issuer())
+///     .audience(issuer.audience())
+///     .build()
+///     .await?;
+/// let app = Router::new()
+///     .route("/me", get(|Extension(p): Extension<Principal>| async move {
+///         p.subject().unwrap_or("-").to_owned()
+///     }))
+///     .layer(gate.layer());
+///
+/// let anonymous = http::Request::get("/me").body(axum::body::Body::empty())?;
+/// assert_eq!(app.clone().oneshot(anonymous).await?.status(), 401);
+///
+/// let token = issuer.token().subject("alice").sign();
+/// let request = http::Request::get("/me")
+///     .header("authorization", format!("Bearer {token}"))
+///     .body(axum::body::Body::empty())?;
+/// assert_eq!(app.oneshot(request).await?.status(), 200);
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct TokenGateLayer {
+    gate: TokenGate,
+}
+
+impl TokenGateLayer {
+    /// A layer for `gate` (the same as [`TokenGate::layer`]).
+    pub fn new(gate: TokenGate) -> Self {
+        TokenGateLayer { gate }
+    }
+}
+
+impl<S> Layer<S> for TokenGateLayer {
+    type Service = TokenGateService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        TokenGateService {
+            inner,
+            gate: self.gate.clone(),
+        }
+    }
+}
+
+/// The middleware service made by [`TokenGateLayer`].
+///
+/// ```
+/// # async fn demo(gate: tokengate::TokenGate) {
+/// use tower::service_fn;
+/// let svc = tokengate::TokenGateService::new(
+///     service_fn(|_req: http::Request<String>| async { Ok::<_, std::convert::Infallible>(http::Response::new(String::new())) }),
+///     gate,
+/// );
+/// # drop(svc);
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct TokenGateService<S> {
+    inner: S,
+    gate: TokenGate,
+}
+
+impl<S> TokenGateService<S> {
+    /// Wraps `inner`.
+    pub fn new(inner: S, gate: TokenGate) -> Self {
+        TokenGateService { inner, gate }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+/// Whether a request is gRPC, so failures must be gRPC statuses.
+pub(crate) fn is_grpc(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+}
+
+type Verification = Pin<Box<dyn Future<Output = Result<Principal, AuthError>> + Send>>;
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for TokenGateService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+    ResBody: Default,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, S, ReqBody, ResBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        let gate = &self.gate.inner;
+        let grpc = is_grpc(req.headers());
+        let (step, slow_token) = match gate.extract(req.headers(), req.uri()) {
+            Err(e) => (Step::Done(Err(e)), None),
+            Ok(token) => match gate.verify_now(&token) {
+                Step::NeedsKeys { generation } => (Step::NeedsKeys { generation }, Some(token.into_owned())),
+                done => (done, None),
+            },
+        };
+        match (step, slow_token) {
+            (Step::Done(Ok(principal)), _) => {
+                req.extensions_mut().insert(principal);
+                // `self.inner` is the service `poll_ready` readied: call it.
+                ResponseFuture::call(self.inner.call(req))
+            }
+            (Step::Done(Err(e)), _) => ResponseFuture::reject(reject(&self.gate, &e, grpc)),
+            (Step::NeedsKeys { generation }, token) => {
+                let token = token.unwrap_or_default();
+                // The ready service goes into the future; `self` keeps a
+                // fresh clone, which must be polled ready before its own use
+                // (tower's "be careful when cloning inner services").
+                let clone = self.inner.clone();
+                let ready = mem::replace(&mut self.inner, clone);
+                let gate = self.gate.clone();
+                let verification: Verification =
+                    Box::pin(async move { gate.inner.verify_after_refresh(&token, generation).await });
+                ResponseFuture {
+                    state: State::Verify {
+                        verification,
+                        pending: Some((req, ready)),
+                        grpc,
+                        gate: self.gate.clone(),
+                    },
+                }
+            }
+        }
+    }
+}
+
+fn reject<B: Default>(gate: &TokenGate, err: &AuthError, grpc: bool) -> Response<B> {
+    tracing::debug!(target: "tokengate", reason = %err, status = err.status().as_u16(), "request rejected");
+    gate.inner.responder.response(err, grpc)
+}
+
+pin_project! {
+    /// The response future of [`TokenGateService`].
+    pub struct ResponseFuture<F, S, ReqBody, ResBody> {
+        #[pin]
+        state: State<F, S, ReqBody, ResBody>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F, S, ReqBody, ResBody> {
+        Reject { response: Option<Response<ResBody>> },
+        Verify {
+            verification: Verification,
+            pending: Option<(Request<ReqBody>, S)>,
+            grpc: bool,
+            gate: TokenGate,
+        },
+        Call { #[pin] fut: F },
+    }
+}
+
+impl<F, S, ReqBody, ResBody> ResponseFuture<F, S, ReqBody, ResBody> {
+    fn call(fut: F) -> Self {
+        ResponseFuture {
+            state: State::Call { fut },
+        }
+    }
+
+    fn reject(response: Response<ResBody>) -> Self {
+        ResponseFuture {
+            state: State::Reject {
+                response: Some(response),
+            },
+        }
+    }
+}
+
+impl<F, S, ReqBody, ResBody, E> Future for ResponseFuture<F, S, ReqBody, ResBody>
+where
+    F: Future<Output = Result<Response<ResBody>, E>>,
+    S: Service<Request<ReqBody>, Response = Response<ResBody>, Error = E, Future = F>,
+    ResBody: Default,
+{
+    type Output = Result<Response<ResBody>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut state = self.project().state;
+        loop {
+            match state.as_mut().project() {
+                StateProj::Reject { response } => {
+                    return Poll::Ready(Ok(response.take().expect("ResponseFuture polled after completion")));
+                }
+                StateProj::Verify {
+                    verification,
+                    pending,
+                    grpc,
+                    gate,
+                } => {
+                    let result = ready!(verification.as_mut().poll(cx));
+                    let (mut req, mut inner) = pending.take().expect("ResponseFuture polled after completion");
+                    match result {
+                        Ok(principal) => {
+                            req.extensions_mut().insert(principal);
+                            let fut = inner.call(req);
+                            state.set(State::Call { fut });
+                        }
+                        Err(e) => {
+                            let response = reject(gate, &e, *grpc);
+                            state.set(State::Reject { response: None });
+                            return Poll::Ready(Ok(response));
+                        }
+                    }
+                }
+                StateProj::Call { fut } => return fut.poll(cx),
+            }
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! # tokengate
+//!
+//! An OAuth 2.0 resource server for any tower service (axum, tonic, hyper).
+//!
+//! On every request the [`TokenGateLayer`]:
+//!
+//! 1. extracts the one bearer token (RFC 6750 §2.1);
+//! 2. verifies it: a JWT against the issuer's keys (found by RFC 8414 / OIDC
+//!    discovery, cached, refreshed on an unknown `kid` under a rate limit),
+//!    with the claims checked per RFC 7519, RFC 8725 and RFC 9068;
+//! 3. puts a [`Principal`] (issuer, subject, client id, scopes, claims) in
+//!    the request extensions;
+//! 4. or answers the standard way: 401/400/403 with `WWW-Authenticate:
+//!    Bearer …` (RFC 6750 §3), a gRPC status for gRPC requests, 503 with
+//!    `Retry-After` when the authorization server cannot be reached and
+//!    nothing usable is cached.
+//!
+//! ```
+//! use axum::{Extension, Router, routing::get};
+//! use tokengate::{Principal, TokenGate};
+//! # use tokengate::testing::TestIssuer;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let test_issuer = TestIssuer::start().await?;
+//! # let (issuer, audience) = (test_issuer.issuer(), test_issuer.audience());
+//! let gate = TokenGate::builder()
+//!     .issuer(issuer)        // e.g. "https://auth.example.com"
+//!     .audience(audience)    // e.g. "https://api.example.com"
+//!     .build()
+//!     .await?;
+//!
+//! let app: Router = Router::new()
+//!     .route("/me", get(|Extension(me): Extension<Principal>| async move {
+//!         format!("hello {}", me.subject().unwrap_or("client"))
+//!     }))
+//!     .layer(gate.layer());
+//! # Ok(()) }
+//! ```
+//!
+//! ## Design
+//!
+//! - **One verifier.** [`TokenGate`] holds the configuration and the key
+//!   cache; the layer and everything built on it call the same code.
+//! - **The hot path takes no lock and makes no network call.** Keys are parsed
+//!   once into aws-lc-rs keys and read from a lock-free snapshot; the network
+//!   is reached only on a cache miss, and then once however many requests
+//!   wait.
+//! - **Attackers cannot steer our I/O.** An unknown `kid` refreshes the key
+//!   set at most twice per 30 s (configurable); `jku`, `x5u` and embedded
+//!   `jwk` headers are never followed.
+//! - **Fail closed, but tell an outage from a bad token.** Doubt about a
+//!   token is a 401; an unreachable authorization server with nothing cached
+//!   is a 503. The last good key set keeps serving through an outage.
+//! - **Secrets stay secret.** Tokens never appear in logs, error texts or
+//!   `Debug` output.
+//! - **Bounded everything.** Token length, HTTP timeouts, response sizes,
+//!   refresh rates: each has a default and a builder method
+//!   ([`TokenGateBuilder`]).
+//!
+//! ## Standards
+//!
+//! RFC 6750 (bearer usage and errors), RFC 7515/7517/7518 (JWS, JWK, JWA),
+//! RFC 7519 and RFC 8725 (JWT and its best current practice), RFC 9068 (JWT
+//! access tokens), RFC 8414 and OpenID Connect Discovery (metadata),
+//! RFC 6749 §3.3 (scope syntax).
+//!
+//! ## Features
+//!
+//! - `testing`: [`testing::TestIssuer`], an in-process authorization server
+//!   for tests and examples.
+
+#![warn(missing_docs)]
+#![deny(unreachable_pub, unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod bearer;
+mod builder;
+mod discovery;
+mod error;
+mod fetch;
+mod gate;
+mod jwks;
+mod jwt;
+mod keys;
+mod layer;
+mod principal;
+mod scope;
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use builder::{BuildError, TokenGateBuilder};
+pub use discovery::{AuthorizationServerMetadata, DiscoveryError};
+pub use error::{AuthError, ErrorDetail, InvalidRequest, InvalidToken, Unavailable};
+pub use fetch::FetchError;
+pub use gate::TokenGate;
+pub use jwks::JwksHealth;
+pub use jsonwebtoken::jwk::{Jwk, JwkSet};
+pub use keys::Algorithm;
+pub use layer::{ResponseFuture, TokenGateLayer, TokenGateService};
+pub use principal::{Principal, TokenSource};
+pub use scope::{InvalidScope, Scopes, is_scope_token};
