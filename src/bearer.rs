@@ -35,7 +35,9 @@ pub(crate) fn extract<'r>(
 ) -> Result<Cow<'r, str>, AuthError> {
     let from_header = from_headers(headers, policy.max_token_len)?;
     if !policy.allow_query {
-        return from_header.map(Cow::Borrowed).ok_or(AuthError::MissingToken);
+        return from_header
+            .map(Cow::Borrowed)
+            .ok_or(AuthError::MissingToken);
     }
     match (from_header, from_query(uri, policy.max_token_len)?) {
         (Some(_), Some(_)) => Err(AuthError::InvalidRequest(InvalidRequest::MultipleTokens)),
@@ -115,9 +117,9 @@ pub(crate) fn check_b64token(token: &[u8]) -> Result<(), AuthError> {
     if body_len == 0 {
         return Err(AuthError::InvalidRequest(InvalidRequest::Malformed));
     }
-    let ok = token[..body_len]
-        .iter()
-        .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'));
+    let ok = token[..body_len].iter().all(|&b| {
+        b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+    });
     if ok {
         Ok(())
     } else {
@@ -218,7 +220,13 @@ mod tests {
             run(&[b"Bearer   "]),
             Err(AuthError::InvalidRequest(InvalidRequest::EmptyToken))
         );
-        for bad in [&b"Bearer a\"b"[..], b"Bearer a=b", b"Bearer ===", b"Bearer a;b", b"Bearer \xc3\xa9"] {
+        for bad in [
+            &b"Bearer a\"b"[..],
+            b"Bearer a=b",
+            b"Bearer ===",
+            b"Bearer a;b",
+            b"Bearer \xc3\xa9",
+        ] {
             assert_eq!(
                 run(&[bad]),
                 Err(AuthError::InvalidRequest(InvalidRequest::Malformed)),

@@ -18,6 +18,7 @@ use crate::gate::{Gate, TokenGate};
 use crate::jwks::{Jwks, JwksTiming};
 use crate::jwt::ClaimRules;
 use crate::keys::{Algorithm, AlgorithmSet, KeySet, VerifyingKey};
+use crate::token_cache::TokenCache;
 
 /// Why a gate could not be built. Every variant is a configuration or
 /// startup problem, reported before the service takes traffic.
@@ -28,7 +29,9 @@ pub enum BuildError {
     #[error("no issuer configured: call .issuer(…)")]
     MissingIssuer,
     /// No audience, and no explicit opt-out.
-    #[error("no audience configured: call .audience(…), or .accept_any_audience() to opt out knowingly")]
+    #[error(
+        "no audience configured: call .audience(…), or .accept_any_audience() to opt out knowingly"
+    )]
     MissingAudience,
     /// A URL does not parse.
     #[error("{what} is not a valid URL: {url:?}")]
@@ -39,7 +42,9 @@ pub enum BuildError {
         url: String,
     },
     /// A plain-http URL off loopback, without `.allow_insecure_http()`.
-    #[error("{what} uses plain http off loopback: {url:?} (use https, or .allow_insecure_http() for tests)")]
+    #[error(
+        "{what} uses plain http off loopback: {url:?} (use https, or .allow_insecure_http() for tests)"
+    )]
     InsecureUrl {
         /// Which setting.
         what: &'static str,
@@ -105,6 +110,7 @@ impl fmt::Debug for SharedSecret {
 /// | [`jwks_max_stale`](Self::jwks_max_stale) | 10 × TTL |
 /// | [`unknown_kid_refresh`](Self::unknown_kid_refresh) | 2 fetches per 30 s |
 /// | [`require_keys_at_startup`](Self::require_keys_at_startup) | on |
+/// | [`verified_token_cache`](Self::verified_token_cache) | 10 000 tokens |
 ///
 /// ```
 /// use std::time::Duration;
@@ -153,6 +159,7 @@ pub struct TokenGateBuilder {
     insecure_http: bool,
     http_client: Option<reqwest::Client>,
     require_keys: bool,
+    token_cache_capacity: u64,
 }
 
 impl Default for TokenGateBuilder {
@@ -183,6 +190,7 @@ impl Default for TokenGateBuilder {
             insecure_http: false,
             http_client: None,
             require_keys: true,
+            token_cache_capacity: 10_000,
         }
     }
 }
@@ -230,7 +238,12 @@ impl TokenGateBuilder {
     /// serve as HMAC secrets. With `kid`, only tokens naming it use the
     /// secret. Unless [`jwks_uri`](Self::jwks_uri) is also set, the gate
     /// then needs no network.
-    pub fn hmac_secret(mut self, kid: Option<&str>, secret: impl AsRef<[u8]>, alg: Algorithm) -> Self {
+    pub fn hmac_secret(
+        mut self,
+        kid: Option<&str>,
+        secret: impl AsRef<[u8]>,
+        alg: Algorithm,
+    ) -> Self {
         self.secrets.push(SharedSecret {
             kid: kid.map(str::to_owned),
             secret: secret.as_ref().to_vec(),
@@ -371,6 +384,15 @@ impl TokenGateBuilder {
         self
     }
 
+    /// How many verified tokens to remember, so a repeated token skips the
+    /// signature check (see the crate docs for why this is sound: entries
+    /// expire at the token's `exp` and leave with their signing key).
+    /// Default 10 000 entries; 0 turns the cache off.
+    pub fn verified_token_cache(mut self, capacity: u64) -> Self {
+        self.token_cache_capacity = capacity;
+        self
+    }
+
     /// Resolves the configuration: checks it, runs discovery, loads the keys,
     /// and starts the background key refresh (which ends when the last clone
     /// of the gate is dropped). Must run inside a tokio runtime.
@@ -381,11 +403,15 @@ impl TokenGateBuilder {
             return Err(BuildError::MissingAudience);
         }
         if self.max_token_len == 0 {
-            return Err(BuildError::InvalidConfig("max_token_length must be positive"));
+            return Err(BuildError::InvalidConfig(
+                "max_token_length must be positive",
+            ));
         }
         let (min_ttl, max_ttl) = self.jwks_ttl_bounds;
         if self.jwks_ttl.is_zero() || min_ttl > max_ttl {
-            return Err(BuildError::InvalidConfig("jwks_ttl must be positive and its bounds ordered"));
+            return Err(BuildError::InvalidConfig(
+                "jwks_ttl must be positive and its bounds ordered",
+            ));
         }
         let realm = self
             .realm
@@ -393,22 +419,34 @@ impl TokenGateBuilder {
             .or_else(|| self.audiences.first().cloned())
             .unwrap_or_else(|| "api".to_owned());
         if realm.chars().any(char::is_control) {
-            return Err(BuildError::InvalidConfig("realm contains control characters"));
+            return Err(BuildError::InvalidConfig(
+                "realm contains control characters",
+            ));
         }
 
-        let mut allowed = AlgorithmSet::from_iter(self.algorithms.clone().unwrap_or_else(|| {
-            AlgorithmSet::ASYMMETRIC.iter().collect()
-        }));
+        let mut allowed = AlgorithmSet::from_iter(
+            self.algorithms
+                .clone()
+                .unwrap_or_else(|| AlgorithmSet::ASYMMETRIC.iter().collect()),
+        );
         for s in &self.secrets {
-            if !matches!(s.alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
-                return Err(BuildError::InvalidConfig("hmac_secret needs an HS256, HS384 or HS512 algorithm"));
+            if !matches!(
+                s.alg,
+                Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512
+            ) {
+                return Err(BuildError::InvalidConfig(
+                    "hmac_secret needs an HS256, HS384 or HS512 algorithm",
+                ));
             }
             if self.algorithms.is_none() {
                 allowed = AlgorithmSet::from_iter(allowed.iter().chain([s.alg]));
             }
         }
         let hs = [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512];
-        if hs.iter().any(|a| allowed.contains(*a) && !self.secrets.iter().any(|s| s.alg == *a)) {
+        if hs
+            .iter()
+            .any(|a| allowed.contains(*a) && !self.secrets.iter().any(|s| s.alg == *a))
+        {
             return Err(BuildError::InvalidConfig(
                 "an HS* algorithm is allowed without a shared secret for it",
             ));
@@ -474,7 +512,11 @@ impl TokenGateBuilder {
 
         let rules = ClaimRules {
             issuer,
-            audiences: if self.any_audience { Vec::new() } else { self.audiences.clone() },
+            audiences: if self.any_audience {
+                Vec::new()
+            } else {
+                self.audiences.clone()
+            },
             leeway_secs: self.leeway.as_secs(),
             strict_rfc9068: self.strict_rfc9068,
         };
@@ -482,9 +524,16 @@ impl TokenGateBuilder {
             max_token_len: self.max_token_len,
             allow_query: self.query_token,
         };
-        let responder = Responder::new(&realm, self.error_detail, self.retry_after.as_secs().max(1));
+        let responder =
+            Responder::new(&realm, self.error_detail, self.retry_after.as_secs().max(1));
         Ok(TokenGate {
-            inner: Arc::new(Gate::new(jwks, rules, bearer, responder)),
+            inner: Arc::new(Gate::new(
+                jwks,
+                rules,
+                bearer,
+                responder,
+                (self.token_cache_capacity > 0).then(|| TokenCache::new(self.token_cache_capacity)),
+            )),
         })
     }
 

@@ -101,9 +101,13 @@ pub(crate) async fn discover(
     Ok(metadata)
 }
 
-async fn fetch_metadata(fetcher: &Fetcher, url: &Url) -> Result<AuthorizationServerMetadata, FetchError> {
+async fn fetch_metadata(
+    fetcher: &Fetcher,
+    url: &Url,
+) -> Result<AuthorizationServerMetadata, FetchError> {
     let fetched = fetcher.get(url, None).await?;
-    serde_json::from_slice(&fetched.body).map_err(|e| FetchError::Malformed(format!("not server metadata: {e}")))
+    serde_json::from_slice(&fetched.body)
+        .map_err(|e| FetchError::Malformed(format!("not server metadata: {e}")))
 }
 
 #[cfg(test)]
@@ -113,8 +117,14 @@ mod tests {
     #[test]
     fn well_known_urls_follow_both_specs() {
         let (oidc, rfc) = well_known_urls(&Url::parse("https://as.example").unwrap());
-        assert_eq!(oidc.as_str(), "https://as.example/.well-known/openid-configuration");
-        assert_eq!(rfc.as_str(), "https://as.example/.well-known/oauth-authorization-server");
+        assert_eq!(
+            oidc.as_str(),
+            "https://as.example/.well-known/openid-configuration"
+        );
+        assert_eq!(
+            rfc.as_str(),
+            "https://as.example/.well-known/oauth-authorization-server"
+        );
         let (oidc, rfc) = well_known_urls(&Url::parse("https://as.example/realms/main/").unwrap());
         assert_eq!(
             oidc.as_str(),

@@ -294,10 +294,10 @@ impl Responder {
         let mut value = String::with_capacity(self.challenge_prefix.len() + 96);
         value.push_str(&self.challenge_prefix);
         let _ = write!(value, ", error=\"{code}\"");
-        if self.detail == ErrorDetail::Describe {
-            if let Some(description) = err.description() {
-                let _ = write!(value, ", error_description=\"{description}\"");
-            }
+        if self.detail == ErrorDetail::Describe
+            && let Some(description) = err.description()
+        {
+            let _ = write!(value, ", error_description=\"{description}\"");
         }
         if let AuthError::InsufficientScope { required } = err {
             value.push_str(", scope=\"");
@@ -453,7 +453,10 @@ mod tests {
         ] {
             let r: Response<()> = responder.response(&err, true);
             assert_eq!(r.status(), StatusCode::OK);
-            assert_eq!(header(&r, "content-type").as_deref(), Some("application/grpc"));
+            assert_eq!(
+                header(&r, "content-type").as_deref(),
+                Some("application/grpc")
+            );
             assert_eq!(header(&r, "grpc-status").as_deref(), Some(code));
             assert!(header(&r, "grpc-message").is_some());
         }

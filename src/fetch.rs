@@ -62,7 +62,10 @@ pub(crate) struct Fetcher {
 impl Fetcher {
     /// Our own client, unless the user brought one (for a proxy or mTLS, say);
     /// the timeouts and the size cap apply to either.
-    pub(crate) fn new(limits: HttpLimits, client: Option<reqwest::Client>) -> Result<Self, reqwest::Error> {
+    pub(crate) fn new(
+        limits: HttpLimits,
+        client: Option<reqwest::Client>,
+    ) -> Result<Self, reqwest::Error> {
         let client = match client {
             Some(c) => c,
             None => reqwest::Client::builder()
@@ -76,7 +79,11 @@ impl Fetcher {
     }
 
     /// GET a JSON document, conditionally when `etag` is given.
-    pub(crate) async fn get(&self, url: &Url, etag: Option<&HeaderValue>) -> Result<Fetched, FetchError> {
+    pub(crate) async fn get(
+        &self,
+        url: &Url,
+        etag: Option<&HeaderValue>,
+    ) -> Result<Fetched, FetchError> {
         let mut request = self
             .client
             .get(url.clone())
@@ -84,7 +91,8 @@ impl Fetcher {
         if let Some(etag) = etag {
             request = request.header(header::IF_NONE_MATCH, etag.clone());
         }
-        self.send(request, &[StatusCode::OK, StatusCode::NOT_MODIFIED]).await
+        self.send(request, &[StatusCode::OK, StatusCode::NOT_MODIFIED])
+            .await
     }
 
     /// POST a form (`application/x-www-form-urlencoded`), expecting JSON.
@@ -106,7 +114,11 @@ impl Fetcher {
         self.send(request, &[StatusCode::OK]).await
     }
 
-    async fn send(&self, request: reqwest::RequestBuilder, ok: &[StatusCode]) -> Result<Fetched, FetchError> {
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+        ok: &[StatusCode],
+    ) -> Result<Fetched, FetchError> {
         // The outer timeout bounds the whole exchange even with a client the
         // user configured without one.
         tokio::time::timeout(self.limits.timeout, self.exchange(request, ok))
@@ -114,7 +126,11 @@ impl Fetcher {
             .unwrap_or(Err(FetchError::Timeout))
     }
 
-    async fn exchange(&self, request: reqwest::RequestBuilder, ok: &[StatusCode]) -> Result<Fetched, FetchError> {
+    async fn exchange(
+        &self,
+        request: reqwest::RequestBuilder,
+        ok: &[StatusCode],
+    ) -> Result<Fetched, FetchError> {
         let mut response = request.send().await.map_err(classify)?;
         let status = response.status();
         if status.is_redirection() && status != StatusCode::NOT_MODIFIED {
@@ -174,7 +190,11 @@ fn parse_max_age(value: &str) -> Option<Duration> {
             return Some(Duration::ZERO);
         }
         if name.eq_ignore_ascii_case("max-age") {
-            max_age = arg.trim_matches('"').parse::<u64>().ok().map(Duration::from_secs);
+            max_age = arg
+                .trim_matches('"')
+                .parse::<u64>()
+                .ok()
+                .map(Duration::from_secs);
         }
     }
     max_age
@@ -186,8 +206,14 @@ mod tests {
 
     #[test]
     fn max_age_parsing() {
-        assert_eq!(parse_max_age("public, max-age=600"), Some(Duration::from_secs(600)));
-        assert_eq!(parse_max_age("MAX-AGE=\"60\""), Some(Duration::from_secs(60)));
+        assert_eq!(
+            parse_max_age("public, max-age=600"),
+            Some(Duration::from_secs(600))
+        );
+        assert_eq!(
+            parse_max_age("MAX-AGE=\"60\""),
+            Some(Duration::from_secs(60))
+        );
         assert_eq!(parse_max_age("no-store"), Some(Duration::ZERO));
         assert_eq!(parse_max_age("public"), None);
         assert_eq!(parse_max_age("max-age=abc"), None);

@@ -17,6 +17,7 @@ use crate::jwt::{self, ClaimRules};
 use crate::keys::Lookup;
 use crate::layer::TokenGateLayer;
 use crate::principal::Principal;
+use crate::token_cache::{self, TokenCache};
 
 /// A configured resource server: verifies bearer tokens and answers failures.
 ///
@@ -61,13 +62,16 @@ pub(crate) struct Gate {
     pub(crate) rules: ClaimRules,
     pub(crate) bearer: BearerPolicy,
     pub(crate) responder: Responder,
+    pub(crate) token_cache: Option<TokenCache>,
 }
 
 /// The result of the synchronous part of verification.
 pub(crate) enum Step {
     Done(Result<Principal, AuthError>),
     /// The keys must be refreshed first; `generation` is the key set looked at.
-    NeedsKeys { generation: u64 },
+    NeedsKeys {
+        generation: u64,
+    },
 }
 
 impl TokenGate {
@@ -101,7 +105,9 @@ impl TokenGate {
         bearer::check_b64token(token.as_bytes())?;
         match self.inner.verify_now(token) {
             Step::Done(result) => result,
-            Step::NeedsKeys { generation } => self.inner.verify_after_refresh(token, generation).await,
+            Step::NeedsKeys { generation } => {
+                self.inner.verify_after_refresh(token, generation).await
+            }
         }
     }
 
@@ -119,7 +125,9 @@ impl TokenGate {
         let token = self.inner.extract(&parts.headers, &parts.uri)?;
         match self.inner.verify_now(&token) {
             Step::Done(result) => result,
-            Step::NeedsKeys { generation } => self.inner.verify_after_refresh(&token, generation).await,
+            Step::NeedsKeys { generation } => {
+                self.inner.verify_after_refresh(&token, generation).await
+            }
         }
     }
 
@@ -144,7 +152,11 @@ impl TokenGate {
 }
 
 impl Gate {
-    pub(crate) fn extract<'r>(&self, headers: &'r HeaderMap, uri: &'r Uri) -> Result<Cow<'r, str>, AuthError> {
+    pub(crate) fn extract<'r>(
+        &self,
+        headers: &'r HeaderMap,
+        uri: &'r Uri,
+    ) -> Result<Cow<'r, str>, AuthError> {
         bearer::extract(headers, uri, &self.bearer)
     }
 
@@ -154,32 +166,57 @@ impl Gate {
         if !jwt::is_jws_compact(token) {
             return Step::Done(Err(AuthError::InvalidToken(InvalidToken::NotAJwt)));
         }
+        let snapshot = self.jwks.snapshot();
+        let usable = snapshot.usable(Instant::now());
+        let now = jwt::now_secs();
+        let cached = self
+            .token_cache
+            .as_ref()
+            .map(|cache| (cache, token_cache::hash(token)));
+        if usable
+            && let Some((cache, hash)) = &cached
+            && let Some(principal) = cache.get(hash, &snapshot.keys, now, self.rules.leeway_secs)
+        {
+            return Step::Done(Ok(principal));
+        }
         let jws = match jwt::parse(token, self.rules.strict_rfc9068) {
             Ok(jws) => jws,
             Err(e) => return Step::Done(Err(AuthError::InvalidToken(e))),
         };
-        let snapshot = self.jwks.snapshot();
-        if !snapshot.usable(Instant::now()) {
+        if !usable {
             return Step::NeedsKeys {
                 generation: snapshot.generation,
             };
         }
         match snapshot.keys.lookup(jws.kid.as_deref(), jws.alg) {
-            Lookup::Found(key) => Step::Done(
-                jws.verify(key, &self.rules, jwt::now_secs())
-                    .map_err(AuthError::InvalidToken),
-            ),
-            Lookup::AlgorithmMismatch => Step::Done(Err(AuthError::InvalidToken(InvalidToken::AlgorithmMismatch))),
+            Lookup::Found(key) => {
+                let verified = jws
+                    .verify(key, &self.rules, now)
+                    .map_err(AuthError::InvalidToken);
+                if let (Ok(principal), Some((cache, hash))) = (&verified, cached) {
+                    cache.insert(hash, principal, key);
+                }
+                Step::Done(verified)
+            }
+            Lookup::AlgorithmMismatch => Step::Done(Err(AuthError::InvalidToken(
+                InvalidToken::AlgorithmMismatch,
+            ))),
             Lookup::UnknownKid if self.jwks.is_remote() => Step::NeedsKeys {
                 generation: snapshot.generation,
             },
-            Lookup::UnknownKid => Step::Done(Err(AuthError::InvalidToken(InvalidToken::UnknownKey))),
+            Lookup::UnknownKid => {
+                Step::Done(Err(AuthError::InvalidToken(InvalidToken::UnknownKey)))
+            }
         }
     }
 
     /// The slow path: refresh the keys (rate limited, single-flight), then
     /// verify once more.
-    pub(crate) async fn verify_after_refresh(&self, token: &str, generation: u64) -> Result<Principal, AuthError> {
+    pub(crate) async fn verify_after_refresh(
+        &self,
+        token: &str,
+        generation: u64,
+    ) -> Result<Principal, AuthError> {
         let refresh = self.jwks.refresh_unplanned(generation).await;
         match self.verify_now(token) {
             Step::Done(result) => result,
@@ -199,12 +236,19 @@ impl Gate {
         }
     }
 
-    pub(crate) fn new(jwks: Arc<Jwks>, rules: ClaimRules, bearer: BearerPolicy, responder: Responder) -> Self {
+    pub(crate) fn new(
+        jwks: Arc<Jwks>,
+        rules: ClaimRules,
+        bearer: BearerPolicy,
+        responder: Responder,
+        token_cache: Option<TokenCache>,
+    ) -> Self {
         Gate {
             jwks,
             rules,
             bearer,
             responder,
+            token_cache,
         }
     }
 }

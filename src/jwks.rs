@@ -143,7 +143,13 @@ impl Jwks {
             refresh_at: None,
             usable_until: None,
         };
-        Self::with(Source::Static, snapshot, timing, AlgorithmSet::default(), Vec::new())
+        Self::with(
+            Source::Static,
+            snapshot,
+            timing,
+            AlgorithmSet::default(),
+            Vec::new(),
+        )
     }
 
     /// A key set fetched from `url`. Nothing is fetched until [`Jwks::load`].
@@ -163,7 +169,13 @@ impl Jwks {
             refresh_at: None,
             usable_until: Some(Instant::now()),
         };
-        Self::with(Source::Remote { url, fetcher }, snapshot, timing, allowed, pinned)
+        Self::with(
+            Source::Remote { url, fetcher },
+            snapshot,
+            timing,
+            allowed,
+            pinned,
+        )
     }
 
     fn with(
@@ -209,11 +221,11 @@ impl Jwks {
         }
         // Nobody fetching and no budget left: answer at once rather than
         // queueing behind the lock.
-        if let Ok(idle) = self.fetch_lock.try_lock() {
-            if !self.has_budget(Instant::now()) {
-                drop(idle);
-                return Refresh::Throttled;
-            }
+        if let Ok(idle) = self.fetch_lock.try_lock()
+            && !self.has_budget(Instant::now())
+        {
+            drop(idle);
+            return Refresh::Throttled;
         }
         let guard = self.fetch_lock.clone().lock_owned().await;
         if self.current.load().generation != seen {
@@ -254,14 +266,19 @@ impl Jwks {
     }
 
     fn forget_old(times: &mut VecDeque<Instant>, now: Instant, window: Duration) {
-        while times.front().is_some_and(|t| now.duration_since(*t) >= window) {
+        while times
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= window)
+        {
             times.pop_front();
         }
     }
 
     /// Whether the last fetch failed (the authorization server looks down).
     pub(crate) fn failing(&self) -> bool {
-        self.state.lock().map_or(true, |s| s.consecutive_failures > 0)
+        self.state
+            .lock()
+            .map_or(true, |s| s.consecutive_failures > 0)
     }
 
     /// Fetches the key set and swaps it in. Call with `fetch_lock` held.
@@ -275,16 +292,20 @@ impl Jwks {
         let etag = etag.filter(|_| !previous.keys.is_empty());
         tracing::debug!(target: "tokengate::jwks", %url, reason = why, "fetching key set");
         let result = match fetcher.get(url, etag.as_ref()).await {
-            Ok(fetched) if fetched.status == StatusCode::NOT_MODIFIED => Ok((previous.keys.clone(), fetched)),
-            Ok(fetched) => self.parse(&fetched.body).map(|keys| (Arc::new(keys), fetched)),
+            Ok(fetched) if fetched.status == StatusCode::NOT_MODIFIED => {
+                Ok((previous.keys.clone(), fetched))
+            }
+            Ok(fetched) => self
+                .parse(&fetched.body)
+                .map(|keys| (Arc::new(keys), fetched)),
             Err(e) => Err(e),
         };
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         match result {
             Ok((keys, fetched)) => {
-                let ttl = fetched
-                    .max_age
-                    .map_or(self.timing.ttl, |age| age.clamp(self.timing.min_ttl, self.timing.max_ttl));
+                let ttl = fetched.max_age.map_or(self.timing.ttl, |age| {
+                    age.clamp(self.timing.min_ttl, self.timing.max_ttl)
+                });
                 let now = Instant::now();
                 tracing::info!(
                     target: "tokengate::jwks",
@@ -352,7 +373,9 @@ impl Jwks {
             tracing::warn!(target: "tokengate::jwks", kid = kid.as_deref().unwrap_or("-"), reason = %why, "skipping key");
         }
         if set.is_empty() {
-            return Err(FetchError::Malformed("no usable signing key in the key set".into()));
+            return Err(FetchError::Malformed(
+                "no usable signing key in the key set".into(),
+            ));
         }
         if self.pinned.is_empty() {
             Ok(set)
@@ -376,8 +399,9 @@ impl Jwks {
                         Some(b) => b,
                         None => {
                             let snap = jwks.current.load();
-                            snap.refresh_at
-                                .map_or(jwks.timing.retry_min, |at| at.saturating_duration_since(Instant::now()))
+                            snap.refresh_at.map_or(jwks.timing.retry_min, |at| {
+                                at.saturating_duration_since(Instant::now())
+                            })
                         }
                     }
                 };
@@ -385,7 +409,12 @@ impl Jwks {
                 let Some(jwks) = weak.upgrade() else { return };
                 let _guard = jwks.fetch_lock.lock().await;
                 // Someone else (an unknown kid) may have refreshed meanwhile.
-                if jwks.current.load().refresh_at.is_some_and(|at| at > Instant::now()) {
+                if jwks
+                    .current
+                    .load()
+                    .refresh_at
+                    .is_some_and(|at| at > Instant::now())
+                {
                     backoff = None;
                     continue;
                 }

@@ -54,19 +54,28 @@ struct Header {
 /// an opaque token (or a JWE, which a resource server cannot read either).
 pub(crate) fn is_jws_compact(token: &str) -> bool {
     let mut dots = token.bytes().filter(|&b| b == b'.');
-    matches!((dots.next(), dots.next(), dots.next()), (Some(_), Some(_), None))
+    matches!(
+        (dots.next(), dots.next(), dots.next()),
+        (Some(_), Some(_), None)
+    )
 }
 
 /// Splits a compact JWS and checks its header: a known, allowed-by-name
 /// algorithm (never `none`), no `crit`, an access-token `typ`.
 pub(crate) fn parse(token: &str, strict_rfc9068: bool) -> Result<Jws<'_>, InvalidToken> {
     let (signing_input, signature) = token.rsplit_once('.').ok_or(InvalidToken::Malformed)?;
-    let (header_b64, payload) = signing_input.split_once('.').ok_or(InvalidToken::Malformed)?;
-    if header_b64.is_empty() || payload.is_empty() || signature.is_empty() || payload.contains('.') {
+    let (header_b64, payload) = signing_input
+        .split_once('.')
+        .ok_or(InvalidToken::Malformed)?;
+    if header_b64.is_empty() || payload.is_empty() || signature.is_empty() || payload.contains('.')
+    {
         return Err(InvalidToken::Malformed);
     }
-    let header_json = URL_SAFE_NO_PAD.decode(header_b64).map_err(|_| InvalidToken::Malformed)?;
-    let header: Header = serde_json::from_slice(&header_json).map_err(|_| InvalidToken::Malformed)?;
+    let header_json = URL_SAFE_NO_PAD
+        .decode(header_b64)
+        .map_err(|_| InvalidToken::Malformed)?;
+    let header: Header =
+        serde_json::from_slice(&header_json).map_err(|_| InvalidToken::Malformed)?;
     let alg = parse_alg(&header.alg).ok_or(InvalidToken::UnsupportedAlgorithm)?;
     if header.crit.is_some() {
         return Err(InvalidToken::UnsupportedCritical);
@@ -88,24 +97,42 @@ pub(crate) fn parse(token: &str, strict_rfc9068: bool) -> Result<Jws<'_>, Invali
 /// never an access token.
 fn check_typ(typ: Option<&str>, strict: bool) -> Result<(), InvalidToken> {
     let Some(typ) = typ else {
-        return if strict { Err(InvalidToken::WrongType) } else { Ok(()) };
+        return if strict {
+            Err(InvalidToken::WrongType)
+        } else {
+            Ok(())
+        };
     };
     let bare = match typ.get(..12) {
         Some(prefix) if prefix.eq_ignore_ascii_case("application/") => &typ[12..],
         _ => typ,
     };
     let ok = bare.eq_ignore_ascii_case("at+jwt") || (!strict && bare.eq_ignore_ascii_case("jwt"));
-    if ok { Ok(()) } else { Err(InvalidToken::WrongType) }
+    if ok {
+        Ok(())
+    } else {
+        Err(InvalidToken::WrongType)
+    }
 }
 
 impl Jws<'_> {
     /// Verifies the signature with `key`, then decodes and validates the
     /// claims, and builds the principal.
-    pub(crate) fn verify(&self, key: &VerifyingKey, rules: &ClaimRules, now: u64) -> Result<Principal, InvalidToken> {
-        let signature = URL_SAFE_NO_PAD.decode(self.signature).map_err(|_| InvalidToken::Malformed)?;
+    pub(crate) fn verify(
+        &self,
+        key: &VerifyingKey,
+        rules: &ClaimRules,
+        now: u64,
+    ) -> Result<Principal, InvalidToken> {
+        let signature = URL_SAFE_NO_PAD
+            .decode(self.signature)
+            .map_err(|_| InvalidToken::Malformed)?;
         key.verify(self.alg, self.signing_input.as_bytes(), &signature)?;
-        let payload = URL_SAFE_NO_PAD.decode(self.payload).map_err(|_| InvalidToken::Malformed)?;
-        let claims: Map<String, Value> = serde_json::from_slice(&payload).map_err(|_| InvalidToken::Malformed)?;
+        let payload = URL_SAFE_NO_PAD
+            .decode(self.payload)
+            .map_err(|_| InvalidToken::Malformed)?;
+        let claims: Map<String, Value> =
+            serde_json::from_slice(&payload).map_err(|_| InvalidToken::Malformed)?;
         validate(&claims, rules, now)?;
         Principal::from_claims(claims, TokenSource::Jwt)
     }
@@ -133,22 +160,26 @@ pub(crate) fn validate_times(
         None if exp_required => return Err(InvalidToken::MissingClaim),
         None => {}
     }
-    if let Some(nbf) = opt_numeric_date(claims, "nbf")? {
-        if nbf > now.saturating_add(leeway) {
-            return Err(InvalidToken::NotYetValid);
-        }
+    if let Some(nbf) = opt_numeric_date(claims, "nbf")?
+        && nbf > now.saturating_add(leeway)
+    {
+        return Err(InvalidToken::NotYetValid);
     }
-    if let Some(iat) = opt_numeric_date(claims, "iat")? {
-        if iat > now.saturating_add(leeway) {
-            return Err(InvalidToken::IssuedInFuture);
-        }
+    if let Some(iat) = opt_numeric_date(claims, "iat")?
+        && iat > now.saturating_add(leeway)
+    {
+        return Err(InvalidToken::IssuedInFuture);
     }
     Ok(())
 }
 
 /// `iss` equals the issuer exactly (RFC 8725 §3.8) when `required` or
 /// present.
-pub(crate) fn validate_issuer(claims: &Map<String, Value>, issuer: &str, required: bool) -> Result<(), InvalidToken> {
+pub(crate) fn validate_issuer(
+    claims: &Map<String, Value>,
+    issuer: &str,
+    required: bool,
+) -> Result<(), InvalidToken> {
     match claims.get("iss") {
         None if !required => Ok(()),
         None => Err(InvalidToken::MissingClaim),
@@ -240,7 +271,11 @@ mod tests {
     fn none_and_unknown_algorithms_are_refused() {
         for alg in ["none", "None", "NONE", "nOnE", "RS1", "", "HS256 "] {
             let t = token(json!({"alg": alg}));
-            assert_eq!(parse(&t, false).unwrap_err(), InvalidToken::UnsupportedAlgorithm, "{alg}");
+            assert_eq!(
+                parse(&t, false).unwrap_err(),
+                InvalidToken::UnsupportedAlgorithm,
+                "{alg}"
+            );
         }
         let t = token(json!({"alg": 256}));
         assert_eq!(parse(&t, false).unwrap_err(), InvalidToken::Malformed);
@@ -249,13 +284,27 @@ mod tests {
     #[test]
     fn crit_is_refused() {
         let t = token(json!({"alg": "ES256", "crit": ["exp"], "exp": 1}));
-        assert_eq!(parse(&t, false).unwrap_err(), InvalidToken::UnsupportedCritical);
+        assert_eq!(
+            parse(&t, false).unwrap_err(),
+            InvalidToken::UnsupportedCritical
+        );
     }
 
     #[test]
     fn typ_rules() {
-        for typ in ["at+jwt", "AT+JWT", "application/at+jwt", "Application/At+Jwt", "JWT", "jwt", "application/jwt"] {
-            assert!(parse(&token(json!({"alg": "ES256", "typ": typ})), false).is_ok(), "{typ}");
+        for typ in [
+            "at+jwt",
+            "AT+JWT",
+            "application/at+jwt",
+            "Application/At+Jwt",
+            "JWT",
+            "jwt",
+            "application/jwt",
+        ] {
+            assert!(
+                parse(&token(json!({"alg": "ES256", "typ": typ})), false).is_ok(),
+                "{typ}"
+            );
         }
         assert!(parse(&token(json!({"alg": "ES256"})), false).is_ok());
         for typ in ["dpop+jwt", "id_token", "JOSE", "secevent+jwt", ""] {
@@ -269,16 +318,30 @@ mod tests {
             parse(&token(json!({"alg": "ES256", "typ": "JWT"})), true).unwrap_err(),
             InvalidToken::WrongType
         );
-        assert_eq!(parse(&token(json!({"alg": "ES256"})), true).unwrap_err(), InvalidToken::WrongType);
+        assert_eq!(
+            parse(&token(json!({"alg": "ES256"})), true).unwrap_err(),
+            InvalidToken::WrongType
+        );
         assert!(parse(&token(json!({"alg": "ES256", "typ": "at+jwt"})), true).is_ok());
     }
 
     #[test]
     fn malformed_encodings_are_refused() {
-        for t in ["..", "a..c", ".b.c", "a.b.", "!!!.e30.c2ln", "e30=.e30.c2ln", "bnVsbA.e30.c2ln"] {
+        for t in [
+            "..",
+            "a..c",
+            ".b.c",
+            "a.b.",
+            "!!!.e30.c2ln",
+            "e30=.e30.c2ln",
+            "bnVsbA.e30.c2ln",
+        ] {
             assert!(parse(t, false).is_err(), "{t}");
         }
-        let dup = format!("{}.e30.c2ln", URL_SAFE_NO_PAD.encode(br#"{"alg":"none","alg":"ES256"}"#));
+        let dup = format!(
+            "{}.e30.c2ln",
+            URL_SAFE_NO_PAD.encode(br#"{"alg":"none","alg":"ES256"}"#)
+        );
         assert_eq!(parse(&dup, false).unwrap_err(), InvalidToken::Malformed);
     }
 
@@ -291,30 +354,55 @@ mod tests {
             c.insert(k.into(), v);
             c
         };
-        assert_eq!(validate(&claims(base.clone()), &r, 1000), Err(InvalidToken::MissingClaim));
+        assert_eq!(
+            validate(&claims(base.clone()), &r, 1000),
+            Err(InvalidToken::MissingClaim)
+        );
         assert_eq!(validate(&with("exp", json!(1000)), &r, 1000), Ok(()));
         assert_eq!(validate(&with("exp", json!(1000)), &r, 1059), Ok(()));
-        assert_eq!(validate(&with("exp", json!(1000)), &r, 1060), Err(InvalidToken::Expired));
-        assert_eq!(validate(&with("exp", json!("2000")), &r, 1000), Err(InvalidToken::MalformedClaim));
+        assert_eq!(
+            validate(&with("exp", json!(1000)), &r, 1060),
+            Err(InvalidToken::Expired)
+        );
+        assert_eq!(
+            validate(&with("exp", json!("2000")), &r, 1000),
+            Err(InvalidToken::MalformedClaim)
+        );
     }
 
     #[test]
     fn nbf_and_iat_allow_leeway_only() {
         let r = rules();
-        let c = |k: &str, v: u64| claims(json!({"iss": "https://as", "aud": "api", "exp": 5000, k: v}));
+        let c =
+            |k: &str, v: u64| claims(json!({"iss": "https://as", "aud": "api", "exp": 5000, k: v}));
         assert_eq!(validate(&c("nbf", 1060), &r, 1000), Ok(()));
-        assert_eq!(validate(&c("nbf", 1061), &r, 1000), Err(InvalidToken::NotYetValid));
+        assert_eq!(
+            validate(&c("nbf", 1061), &r, 1000),
+            Err(InvalidToken::NotYetValid)
+        );
         assert_eq!(validate(&c("iat", 1060), &r, 1000), Ok(()));
-        assert_eq!(validate(&c("iat", 1061), &r, 1000), Err(InvalidToken::IssuedInFuture));
+        assert_eq!(
+            validate(&c("iat", 1061), &r, 1000),
+            Err(InvalidToken::IssuedInFuture)
+        );
     }
 
     #[test]
     fn issuer_must_match_exactly() {
         let r = rules();
         let c = |iss: serde_json::Value| claims(json!({"iss": iss, "aud": "api", "exp": 5000}));
-        assert_eq!(validate(&c(json!("https://as/")), &r, 1000), Err(InvalidToken::WrongIssuer));
-        assert_eq!(validate(&c(json!("https://AS")), &r, 1000), Err(InvalidToken::WrongIssuer));
-        assert_eq!(validate(&c(json!(["https://as"])), &r, 1000), Err(InvalidToken::MalformedClaim));
+        assert_eq!(
+            validate(&c(json!("https://as/")), &r, 1000),
+            Err(InvalidToken::WrongIssuer)
+        );
+        assert_eq!(
+            validate(&c(json!("https://AS")), &r, 1000),
+            Err(InvalidToken::WrongIssuer)
+        );
+        assert_eq!(
+            validate(&c(json!(["https://as"])), &r, 1000),
+            Err(InvalidToken::MalformedClaim)
+        );
         let no_iss = claims(json!({"aud": "api", "exp": 5000}));
         assert_eq!(validate(&no_iss, &r, 1000), Err(InvalidToken::MissingClaim));
     }
@@ -322,11 +410,21 @@ mod tests {
     #[test]
     fn audience_must_contain_ours() {
         let r = rules();
-        let c = |aud: serde_json::Value| claims(json!({"iss": "https://as", "aud": aud, "exp": 5000}));
+        let c =
+            |aud: serde_json::Value| claims(json!({"iss": "https://as", "aud": aud, "exp": 5000}));
         assert_eq!(validate(&c(json!(["x", "api"])), &r, 1000), Ok(()));
-        assert_eq!(validate(&c(json!("apix")), &r, 1000), Err(InvalidToken::WrongAudience));
-        assert_eq!(validate(&c(json!([])), &r, 1000), Err(InvalidToken::WrongAudience));
-        assert_eq!(validate(&c(json!(["api", 1])), &r, 1000), Err(InvalidToken::MalformedClaim));
+        assert_eq!(
+            validate(&c(json!("apix")), &r, 1000),
+            Err(InvalidToken::WrongAudience)
+        );
+        assert_eq!(
+            validate(&c(json!([])), &r, 1000),
+            Err(InvalidToken::WrongAudience)
+        );
+        assert_eq!(
+            validate(&c(json!(["api", 1])), &r, 1000),
+            Err(InvalidToken::MalformedClaim)
+        );
         let none = claims(json!({"iss": "https://as", "exp": 5000}));
         assert_eq!(validate(&none, &r, 1000), Err(InvalidToken::MissingClaim));
         let any = ClaimRules {
@@ -347,7 +445,11 @@ mod tests {
         for missing in ["sub", "client_id", "iat", "jti"] {
             let mut c = claims(full.clone());
             c.remove(missing);
-            assert_eq!(validate(&c, &strict, 1000), Err(InvalidToken::MissingClaim), "{missing}");
+            assert_eq!(
+                validate(&c, &strict, 1000),
+                Err(InvalidToken::MissingClaim),
+                "{missing}"
+            );
         }
     }
 }

@@ -52,7 +52,15 @@ pub(crate) struct AlgorithmSet(u16);
 impl AlgorithmSet {
     /// Every asymmetric algorithm we support: the default allow-list.
     pub(crate) const ASYMMETRIC: AlgorithmSet = AlgorithmSet(
-        (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11),
+        (1 << 3)
+            | (1 << 4)
+            | (1 << 5)
+            | (1 << 6)
+            | (1 << 7)
+            | (1 << 8)
+            | (1 << 9)
+            | (1 << 10)
+            | (1 << 11),
     );
 
     fn bit(alg: Algorithm) -> u16 {
@@ -104,7 +112,7 @@ pub(crate) fn parse_alg(name: &str) -> Option<Algorithm> {
 
 enum Verifier {
     Public(signature::ParsedPublicKey),
-    Hmac(hmac::Key),
+    Hmac(Box<hmac::Key>),
 }
 
 /// One key, ready to verify, with the algorithms it is bound to.
@@ -121,7 +129,10 @@ impl fmt::Debug for VerifyingKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("VerifyingKey")
             .field("kid", &self.kid)
-            .field("algorithms", &self.verifiers.iter().map(|(a, _)| *a).collect::<Vec<_>>())
+            .field(
+                "algorithms",
+                &self.verifiers.iter().map(|(a, _)| *a).collect::<Vec<_>>(),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -154,13 +165,15 @@ impl VerifyingKey {
     pub(crate) fn from_jwk(jwk: &Jwk, allowed: AlgorithmSet) -> Result<Self, KeySkipped> {
         match &jwk.common.public_key_use {
             None | Some(PublicKeyUse::Signature) => {}
-            Some(PublicKeyUse::Encryption) => return Err(KeySkipped::NotForSignatures("enc".into())),
+            Some(PublicKeyUse::Encryption) => {
+                return Err(KeySkipped::NotForSignatures("enc".into()));
+            }
             Some(PublicKeyUse::Other(u)) => return Err(KeySkipped::NotForSignatures(u.clone())),
         }
-        if let Some(ops) = &jwk.common.key_operations {
-            if !ops.iter().any(|op| matches!(op, KeyOperations::Verify)) {
-                return Err(KeySkipped::NoVerifyOperation);
-            }
+        if let Some(ops) = &jwk.common.key_operations
+            && !ops.iter().any(|op| matches!(op, KeyOperations::Verify))
+        {
+            return Err(KeySkipped::NoVerifyOperation);
         }
         let declared = match jwk.common.key_algorithm {
             None => None,
@@ -204,12 +217,19 @@ impl VerifyingKey {
                     .collect::<Result<Vec<_>, _>>()?
             }
             AlgorithmParameters::EllipticCurve(ec) => {
-                let (alg, verification, len): (_, &'static dyn signature::VerificationAlgorithm, _) =
-                    match ec.curve {
-                        EllipticCurve::P256 => (Algorithm::ES256, &signature::ECDSA_P256_SHA256_FIXED, 32),
-                        EllipticCurve::P384 => (Algorithm::ES384, &signature::ECDSA_P384_SHA384_FIXED, 48),
-                        _ => return Err(KeySkipped::UnsupportedKeyType),
-                    };
+                let (alg, verification, len): (
+                    _,
+                    &'static dyn signature::VerificationAlgorithm,
+                    _,
+                ) = match ec.curve {
+                    EllipticCurve::P256 => {
+                        (Algorithm::ES256, &signature::ECDSA_P256_SHA256_FIXED, 32)
+                    }
+                    EllipticCurve::P384 => {
+                        (Algorithm::ES384, &signature::ECDSA_P384_SHA384_FIXED, 48)
+                    }
+                    _ => return Err(KeySkipped::UnsupportedKeyType),
+                };
                 let algs = fits(&[alg])?;
                 let (x, y) = (decode(&ec.x)?, decode(&ec.y)?);
                 if x.len() != len || y.len() != len {
@@ -260,12 +280,14 @@ impl VerifyingKey {
         let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, secret);
         Some(VerifyingKey {
             kid: kid.map(Into::into),
-            verifiers: vec![(alg, Verifier::Hmac(hmac::Key::new(h, secret)))],
+            verifiers: vec![(alg, Verifier::Hmac(Box::new(hmac::Key::new(h, secret))))],
             // A digest of a digest: identifies the secret without revealing it.
             thumbprint: format!(
                 "hmac:{}",
-                base64::engine::general_purpose::URL_SAFE_NO_PAD
-                    .encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, digest.as_ref()))
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(
+                    &aws_lc_rs::digest::SHA256,
+                    digest.as_ref()
+                ))
             )
             .into(),
         })
@@ -285,7 +307,12 @@ impl VerifyingKey {
 
     /// Verifies `signature` over `message` with `alg`, which must be one of
     /// the key's bound algorithms.
-    pub(crate) fn verify(&self, alg: Algorithm, message: &[u8], sig: &[u8]) -> Result<(), InvalidToken> {
+    pub(crate) fn verify(
+        &self,
+        alg: Algorithm,
+        message: &[u8],
+        sig: &[u8],
+    ) -> Result<(), InvalidToken> {
         let (_, verifier) = self
             .verifiers
             .iter()
@@ -295,7 +322,11 @@ impl VerifyingKey {
             Verifier::Public(key) => key.verify_sig(message, sig).is_ok(),
             Verifier::Hmac(key) => hmac::verify(key, message, sig).is_ok(),
         };
-        if ok { Ok(()) } else { Err(InvalidToken::BadSignature) }
+        if ok {
+            Ok(())
+        } else {
+            Err(InvalidToken::BadSignature)
+        }
     }
 }
 
@@ -510,16 +541,31 @@ mod tests {
         let one = KeySet::new(vec![
             VerifyingKey::from_jwk(&jwk(p256()), AlgorithmSet::ASYMMETRIC).unwrap(),
         ]);
-        assert!(matches!(one.lookup(None, Algorithm::ES256), Lookup::Found(_)));
-        assert!(matches!(one.lookup(Some("ec"), Algorithm::ES256), Lookup::Found(_)));
-        assert!(matches!(one.lookup(Some("ec"), Algorithm::RS256), Lookup::AlgorithmMismatch));
-        assert!(matches!(one.lookup(Some("other"), Algorithm::ES256), Lookup::UnknownKid));
+        assert!(matches!(
+            one.lookup(None, Algorithm::ES256),
+            Lookup::Found(_)
+        ));
+        assert!(matches!(
+            one.lookup(Some("ec"), Algorithm::ES256),
+            Lookup::Found(_)
+        ));
+        assert!(matches!(
+            one.lookup(Some("ec"), Algorithm::RS256),
+            Lookup::AlgorithmMismatch
+        ));
+        assert!(matches!(
+            one.lookup(Some("other"), Algorithm::ES256),
+            Lookup::UnknownKid
+        ));
         let mut second = p256();
         second["kid"] = json!("ec2");
         let two = KeySet::new(vec![
             VerifyingKey::from_jwk(&jwk(p256()), AlgorithmSet::ASYMMETRIC).unwrap(),
             VerifyingKey::from_jwk(&jwk(second), AlgorithmSet::ASYMMETRIC).unwrap(),
         ]);
-        assert!(matches!(two.lookup(None, Algorithm::ES256), Lookup::UnknownKid));
+        assert!(matches!(
+            two.lookup(None, Algorithm::ES256),
+            Lookup::UnknownKid
+        ));
     }
 }

@@ -144,7 +144,9 @@ where
         let (step, slow_token) = match gate.extract(req.headers(), req.uri()) {
             Err(e) => (Step::Done(Err(e)), None),
             Ok(token) => match gate.verify_now(&token) {
-                Step::NeedsKeys { generation } => (Step::NeedsKeys { generation }, Some(token.into_owned())),
+                Step::NeedsKeys { generation } => {
+                    (Step::NeedsKeys { generation }, Some(token.into_owned()))
+                }
                 done => (done, None),
             },
         };
@@ -164,7 +166,9 @@ where
                 let ready = mem::replace(&mut self.inner, clone);
                 let gate = self.gate.clone();
                 let verification: Verification =
-                    Box::pin(async move { gate.inner.verify_after_refresh(&token, generation).await });
+                    Box::pin(
+                        async move { gate.inner.verify_after_refresh(&token, generation).await },
+                    );
                 ResponseFuture {
                     state: State::Verify {
                         verification,
@@ -234,7 +238,9 @@ where
         loop {
             match state.as_mut().project() {
                 StateProj::Reject { response } => {
-                    return Poll::Ready(Ok(response.take().expect("ResponseFuture polled after completion")));
+                    return Poll::Ready(Ok(response
+                        .take()
+                        .expect("ResponseFuture polled after completion")));
                 }
                 StateProj::Verify {
                     verification,
@@ -243,7 +249,9 @@ where
                     gate,
                 } => {
                     let result = ready!(verification.as_mut().poll(cx));
-                    let (mut req, mut inner) = pending.take().expect("ResponseFuture polled after completion");
+                    let (mut req, mut inner) = pending
+                        .take()
+                        .expect("ResponseFuture polled after completion");
                     match result {
                         Ok(principal) => {
                             req.extensions_mut().insert(principal);

@@ -86,6 +86,7 @@ mod keys;
 mod layer;
 mod principal;
 mod scope;
+mod token_cache;
 
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -95,8 +96,8 @@ pub use discovery::{AuthorizationServerMetadata, DiscoveryError};
 pub use error::{AuthError, ErrorDetail, InvalidRequest, InvalidToken, Unavailable};
 pub use fetch::FetchError;
 pub use gate::TokenGate;
-pub use jwks::JwksHealth;
 pub use jsonwebtoken::jwk::{Jwk, JwkSet};
+pub use jwks::JwksHealth;
 pub use keys::Algorithm;
 pub use layer::{ResponseFuture, TokenGateLayer, TokenGateService};
 pub use principal::{Principal, TokenSource};

@@ -94,7 +94,10 @@ impl Principal {
     /// This does not validate the token (issuer, audience, expiry): the gate
     /// does that before calling it. It is public so that tests and custom
     /// verifiers can build principals.
-    pub fn from_claims(claims: Map<String, Value>, source: TokenSource) -> Result<Self, InvalidToken> {
+    pub fn from_claims(
+        claims: Map<String, Value>,
+        source: TokenSource,
+    ) -> Result<Self, InvalidToken> {
         let issuer = opt_string(&claims, "iss")?;
         let subject = opt_string(&claims, "sub")?;
         let client_id = match opt_string(&claims, "client_id")? {
@@ -345,16 +348,28 @@ mod tests {
             json!({"scp": {"a": 1}}),
             json!({"scope": "a \"b\""}),
         ] {
-            assert_eq!(principal(v.clone()).unwrap_err(), InvalidToken::MalformedClaim, "{v}");
+            assert_eq!(
+                principal(v.clone()).unwrap_err(),
+                InvalidToken::MalformedClaim,
+                "{v}"
+            );
         }
     }
 
     #[test]
     fn client_id_falls_back_to_azp_then_cid() {
-        assert_eq!(principal(json!({"azp": "x"})).unwrap().client_id(), Some("x"));
-        assert_eq!(principal(json!({"cid": "y"})).unwrap().client_id(), Some("y"));
         assert_eq!(
-            principal(json!({"client_id": "z", "azp": "x"})).unwrap().client_id(),
+            principal(json!({"azp": "x"})).unwrap().client_id(),
+            Some("x")
+        );
+        assert_eq!(
+            principal(json!({"cid": "y"})).unwrap().client_id(),
+            Some("y")
+        );
+        assert_eq!(
+            principal(json!({"client_id": "z", "azp": "x"}))
+                .unwrap()
+                .client_id(),
             Some("z")
         );
     }
@@ -362,7 +377,10 @@ mod tests {
     #[test]
     fn audience_may_be_string_or_array() {
         assert_eq!(principal(json!({"aud": "a"})).unwrap().audiences(), ["a"]);
-        assert_eq!(principal(json!({"aud": ["a", "b"]})).unwrap().audiences(), ["a", "b"]);
+        assert_eq!(
+            principal(json!({"aud": ["a", "b"]})).unwrap().audiences(),
+            ["a", "b"]
+        );
         assert!(principal(json!({"aud": [1]})).is_err());
         assert!(principal(json!({"aud": 1})).is_err());
     }
@@ -370,8 +388,17 @@ mod tests {
     #[test]
     fn numeric_dates_refuse_strings_negatives_and_absurd_values() {
         assert_eq!(principal(json!({"exp": 10})).unwrap().exp_secs(), Some(10));
-        assert_eq!(principal(json!({"exp": 10.9})).unwrap().exp_secs(), Some(10));
-        for v in [json!("10"), json!(-1), json!(1e300), json!(u64::MAX), json!(true)] {
+        assert_eq!(
+            principal(json!({"exp": 10.9})).unwrap().exp_secs(),
+            Some(10)
+        );
+        for v in [
+            json!("10"),
+            json!(-1),
+            json!(1e300),
+            json!(u64::MAX),
+            json!(true),
+        ] {
             assert!(principal(json!({ "exp": v })).is_err(), "{v}");
         }
     }
@@ -386,8 +413,20 @@ mod tests {
 
     #[test]
     fn client_credentials_is_told_from_a_user() {
-        assert!(principal(json!({"client_id": "c"})).unwrap().is_client_credentials());
-        assert!(!principal(json!({"client_id": "c", "sub": "alice"})).unwrap().is_client_credentials());
-        assert!(!principal(json!({"sub": "alice"})).unwrap().is_client_credentials());
+        assert!(
+            principal(json!({"client_id": "c"}))
+                .unwrap()
+                .is_client_credentials()
+        );
+        assert!(
+            !principal(json!({"client_id": "c", "sub": "alice"}))
+                .unwrap()
+                .is_client_credentials()
+        );
+        assert!(
+            !principal(json!({"sub": "alice"}))
+                .unwrap()
+                .is_client_credentials()
+        );
     }
 }

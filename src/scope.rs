@@ -171,7 +171,10 @@ mod tests {
 
     #[test]
     fn parses_rfc6749_scope_syntax() {
-        let s = Scopes::parse("openid items:read https://api.example.com/x.y!#$%&'()*+,-./:;<=>?@[]^_`{|}~").unwrap();
+        let s = Scopes::parse(
+            "openid items:read https://api.example.com/x.y!#$%&'()*+,-./:;<=>?@[]^_`{|}~",
+        )
+        .unwrap();
         assert_eq!(s.len(), 3);
         assert!(Scopes::parse("").unwrap().is_empty());
         assert!(Scopes::parse("  ").unwrap().is_empty());

@@ -1,0 +1,117 @@
+//! Helpers shared by the integration tests: a gate on a test issuer and an
+//! axum app behind it that reports the principal.
+#![allow(dead_code)]
+
+use axum::body::Body;
+use axum::routing::get;
+use axum::{Extension, Json, Router};
+use bytes::Bytes;
+use http::{HeaderMap, Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tokengate::testing::TestIssuer;
+use tokengate::{Principal, TokenGate, TokenGateBuilder};
+use tower::ServiceExt;
+
+/// A builder already pointed at `issuer`, with its default audience.
+pub fn builder(issuer: &TestIssuer) -> TokenGateBuilder {
+    TokenGate::builder()
+        .issuer(issuer.issuer())
+        .audience(issuer.audience())
+}
+
+pub async fn gate(issuer: &TestIssuer) -> TokenGate {
+    builder(issuer).build().await.expect("gate builds")
+}
+
+/// `/me` answers the principal as JSON; `/health` is outside the gate.
+pub fn app(gate: &TokenGate) -> Router {
+    let protected = Router::new()
+        .route(
+            "/me",
+            get(|Extension(p): Extension<Principal>| async move {
+                Json(json!({
+                    "sub": p.subject(),
+                    "client_id": p.client_id(),
+                    "scopes": p.scopes().iter().collect::<Vec<_>>(),
+                    "source": p.source().as_str(),
+                    "iss": p.issuer(),
+                    "aud": p.audiences(),
+                    "jti": p.token_id(),
+                }))
+            }),
+        )
+        .layer(gate.layer());
+    Router::new()
+        .route("/health", get(|| async { "ok" }))
+        .merge(protected)
+}
+
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Answer {
+    pub fn challenge(&self) -> Option<&str> {
+        self.headers
+            .get("www-authenticate")
+            .map(|v| v.to_str().expect("ASCII challenge"))
+    }
+
+    /// The RFC 6750 `error` code of the challenge.
+    pub fn error_code(&self) -> Option<String> {
+        let c = self.challenge()?;
+        let start = c.find("error=\"")? + 7;
+        let end = c[start..].find('"')? + start;
+        Some(c[start..end].to_owned())
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).expect("JSON body")
+    }
+}
+
+/// Sends a request with the given `Authorization` header values.
+pub async fn send(app: &Router, path: &str, authorization: &[&[u8]]) -> Answer {
+    let mut request = Request::get(path);
+    for value in authorization {
+        request = request.header("authorization", *value);
+    }
+    let response = app
+        .clone()
+        .oneshot(request.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    Answer {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// `GET /me` with `Bearer <token>`.
+pub async fn me(app: &Router, token: &str) -> Answer {
+    send(app, "/me", &[format!("Bearer {token}").as_bytes()]).await
+}
+
+/// Asserts a 401 `invalid_token`.
+#[track_caller]
+pub fn assert_invalid_token(answer: &Answer) {
+    assert_eq!(
+        answer.status,
+        StatusCode::UNAUTHORIZED,
+        "{:?}",
+        answer.challenge()
+    );
+    assert_eq!(
+        answer.error_code().as_deref(),
+        Some("invalid_token"),
+        "{:?}",
+        answer.challenge()
+    );
+}

@@ -1,0 +1,203 @@
+//! RFC 6750 through the layer: where the token may come from and how each
+//! failure is answered (§2.1, §2.3, §3).
+
+mod common;
+
+use common::*;
+use http::StatusCode;
+use tokengate::testing::TestIssuer;
+use tokengate::{ErrorDetail, TokenGate};
+
+#[tokio::test]
+async fn valid_token_reaches_the_handler_with_its_principal() {
+    let issuer = TestIssuer::start().await.unwrap();
+    let app = app(&gate(&issuer).await);
+    let token = issuer
+        .token()
+        .subject("alice")
+        .client_id("web")
+        .scope("items:read items:write")
+        .sign();
+    let answer = me(&app, &token).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let body = answer.json();
+    assert_eq!(body["sub"], "alice");
+    assert_eq!(body["client_id"], "web");
+    assert_eq!(
+        body["scopes"],
+        serde_json::json!(["items:read", "items:write"])
+    );
+    assert_eq!(body["source"], "jwt");
+    assert_eq!(body["iss"], issuer.issuer());
+    assert_eq!(body["aud"], serde_json::json!([issuer.audience()]));
+}
+
+#[tokio::test]
+async fn missing_token_is_a_bare_challenge_with_realm() {
+    let issuer = TestIssuer::start().await.unwrap();
+    let app = app(&gate(&issuer).await);
+    let answer = send(&app, "/me", &[]).await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        answer.challenge(),
+        Some(format!("Bearer realm=\"{}\"", issuer.audience()).as_str())
+    );
+    assert!(answer.body.is_empty());
+}
+
+#[tokio::test]
+async fn other_schemes_count_as_no_token() {
+    let issuer = TestIssuer::start().await.unwrap();
+    let app = app(&gate(&issuer).await);
+    let answer = send(&app, "/me", &[b"Basic dXNlcjpwYXNz"]).await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(answer.error_code(), None);
+}
+
+#[tokio::test]
+async fn scheme_is_case_insensitive() {
+    let issuer = TestIssuer::start().await.unwrap();
+    let app = app(&gate(&issuer).await);
+    let token = issuer.token().sign();
+    for scheme in ["bearer", "BEARER", "BeArEr"] {
+        let answer = send(&app, "/me", &[format!("{scheme} {token}").as_bytes()]).await;
+        assert_eq!(answer.status, StatusCode::OK, "{scheme}");
+    }
+}
+
+#[tokio::test]
+async fn two_authorization_headers_are_invalid_request() {
+    let issuer = TestIssuer::start().await.unwrap();
+    let app = app(&gate(&issuer).await);
+    let token = issuer.token().sign();
+    let header = format!("Bearer {token}");
+    let answer = send(&app, "/me", &[header.as_bytes(), header.as_bytes()]).await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    assert_eq!(answer.error_code().as_deref(), Some("invalid_request"));
+}
+
+#[tokio::test]
+async fn two_tokens_in_one_header_are_invalid_request() {
+    let issuer = TestIssuer::start().await.unwrap();
+    let app = app(&gate(&issuer).await);
+    let token = issuer.token().sign();
+    let answer = send(&app, "/me", &[format!("Bearer {token} {token}").as_bytes()]).await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    assert_eq!(answer.error_code().as_deref(), Some("invalid_request"));
+}
+
+#[tokio::test]
+async fn malformed_tokens_are_invalid_request() {
+    let issuer = TestIssuer::start().await.unwrap();
+    let app = app(&gate(&issuer).await);
+    for bad in [
+        &b"Bearer "[..],
+        b"Bearer",
+        b"Bearer a\"b",
+        b"Bearer a=b.c",
+        b"Bearer \xff\xfe",
+    ] {
+        let answer = send(&app, "/me", &[bad]).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{bad:?}");
+        assert_eq!(
+            answer.error_code().as_deref(),
+            Some("invalid_request"),
+            "{bad:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn tokens_over_the_limit_are_refused_before_parsing() {
+    let issuer = TestIssuer::start().await.unwrap();
+    let app = app(&gate(&issuer).await);
+    let huge = format!("Bearer {}", "a".repeat(16 * 1024 + 1));
+    let answer = send(&app, "/me", &[huge.as_bytes()]).await;
+    assert_invalid_token(&answer);
+    assert!(answer.challenge().unwrap().contains("too long"));
+
+    let small = builder(&issuer).max_token_length(64).build().await.unwrap();
+    let token = issuer.token().sign();
+    assert!(token.len() > 64);
+    assert_invalid_token(&me(&common::app(&small), &token).await);
+}
+
+#[tokio::test]
+async fn query_token_is_ignored_by_default_and_accepted_when_enabled() {
+    let issuer = TestIssuer::start().await.unwrap();
+    let token = issuer.token().sign();
+    let path = format!("/me?access_token={token}");
+
+    let default = app(&gate(&issuer).await);
+    let answer = send(&default, &path, &[]).await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(answer.error_code(), None);
+
+    let opted_in = app(&builder(&issuer)
+        .allow_query_token(true)
+        .build()
+        .await
+        .unwrap());
+    assert_eq!(send(&opted_in, &path, &[]).await.status, StatusCode::OK);
+    // Both a header and a query token: RFC 6750 §2 allows one method only.
+    let both = send(&opted_in, &path, &[format!("Bearer {token}").as_bytes()]).await;
+    assert_eq!(both.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn unprotected_routes_are_untouched() {
+    let issuer = TestIssuer::start().await.unwrap();
+    let app = app(&gate(&issuer).await);
+    assert_eq!(send(&app, "/health", &[]).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn terse_mode_omits_descriptions() {
+    let issuer = TestIssuer::start().await.unwrap();
+    let gate = builder(&issuer)
+        .error_detail(ErrorDetail::Terse)
+        .realm("items")
+        .build()
+        .await
+        .unwrap();
+    let answer = me(&app(&gate), &issuer.token().expires_in(-3600).sign()).await;
+    assert_eq!(
+        answer.challenge(),
+        Some("Bearer realm=\"items\", error=\"invalid_token\"")
+    );
+}
+
+#[tokio::test]
+async fn grpc_requests_get_grpc_statuses() {
+    use axum::body::Body;
+    use tower::ServiceExt;
+    let issuer = TestIssuer::start().await.unwrap();
+    let app = app(&gate(&issuer).await);
+    let request = http::Request::post("/me")
+        .header("content-type", "application/grpc")
+        .body(Body::empty())
+        .unwrap();
+    let response = app.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["grpc-status"], "16");
+    assert!(response.headers().contains_key("www-authenticate"));
+}
+
+#[tokio::test]
+async fn service_keeps_answering_after_rejections() {
+    let issuer = TestIssuer::start().await.unwrap();
+    let gate: TokenGate = gate(&issuer).await;
+    let app = app(&gate);
+    for bad in [
+        &b"Bearer x.y.z"[..],
+        b"Bearer ....",
+        b"Bearer \x80\x81",
+        b"Bearer a b",
+    ] {
+        let _ = send(&app, "/me", &[bad]).await;
+    }
+    assert_eq!(
+        me(&app, &issuer.token().sign()).await.status,
+        StatusCode::OK
+    );
+}
