@@ -15,6 +15,9 @@ use crate::discovery::{self, DiscoveryError};
 use crate::error::{ErrorDetail, Responder};
 use crate::fetch::{FetchError, Fetcher, HttpLimits};
 use crate::gate::{Gate, TokenGate};
+use crate::introspection::{
+    ClientAuth, Credentials, IntrospectionLimits, IntrospectionMode, Introspector,
+};
 use crate::jwks::{Jwks, JwksTiming};
 use crate::jwt::ClaimRules;
 use crate::keys::{Algorithm, AlgorithmSet, KeySet, VerifyingKey};
@@ -66,6 +69,11 @@ pub enum BuildError {
     /// The HTTP client could not be built.
     #[error("could not build the HTTP client: {0}")]
     HttpClient(String),
+    /// Introspection is enabled but no endpoint is configured or discovered.
+    #[error(
+        "introspection is enabled but the authorization server metadata has no introspection_endpoint"
+    )]
+    NoIntrospectionEndpoint,
     /// Settings that contradict each other.
     #[error("invalid configuration: {0}")]
     InvalidConfig(&'static str),
@@ -111,6 +119,13 @@ impl fmt::Debug for SharedSecret {
 /// | [`unknown_kid_refresh`](Self::unknown_kid_refresh) | 2 fetches per 30 s |
 /// | [`require_keys_at_startup`](Self::require_keys_at_startup) | on |
 /// | [`verified_token_cache`](Self::verified_token_cache) | 10 000 tokens |
+/// | [`introspection_credentials`](Self::introspection_credentials) | none: opaque tokens are refused |
+/// | [`introspection_auth`](Self::introspection_auth) | `client_secret_basic` |
+/// | [`introspection_mode`](Self::introspection_mode) | opaque tokens only |
+/// | [`introspection_cache_ttl`](Self::introspection_cache_ttl) | 2 min (the revocation latency) |
+/// | [`introspection_inactive_ttl`](Self::introspection_inactive_ttl) | 10 s |
+/// | [`introspection_cache_capacity`](Self::introspection_cache_capacity) | 100 000 answers |
+/// | [`introspection_concurrency`](Self::introspection_concurrency) | 64 calls in flight |
 ///
 /// ```
 /// use std::time::Duration;
@@ -160,6 +175,24 @@ pub struct TokenGateBuilder {
     http_client: Option<reqwest::Client>,
     require_keys: bool,
     token_cache_capacity: u64,
+    introspection: Option<(String, SecretString)>,
+    introspection_auth: ClientAuth,
+    introspection_endpoint: Option<String>,
+    introspection_mode: IntrospectionMode,
+    introspection_cache_ttl: Duration,
+    introspection_inactive_ttl: Duration,
+    introspection_cache_capacity: u64,
+    introspection_concurrency: usize,
+}
+
+/// A client secret, kept out of `Debug` output.
+#[derive(Clone)]
+struct SecretString(String);
+
+impl fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
 }
 
 impl Default for TokenGateBuilder {
@@ -191,6 +224,14 @@ impl Default for TokenGateBuilder {
             http_client: None,
             require_keys: true,
             token_cache_capacity: 10_000,
+            introspection: None,
+            introspection_auth: ClientAuth::SecretBasic,
+            introspection_endpoint: None,
+            introspection_mode: IntrospectionMode::OpaqueOnly,
+            introspection_cache_ttl: Duration::from_secs(120),
+            introspection_inactive_ttl: Duration::from_secs(10),
+            introspection_cache_capacity: 100_000,
+            introspection_concurrency: 64,
         }
     }
 }
@@ -393,6 +434,70 @@ impl TokenGateBuilder {
         self
     }
 
+    /// Enables RFC 7662 introspection of opaque tokens, authenticating as
+    /// this client (`client_secret_basic` unless
+    /// [`introspection_auth`](Self::introspection_auth) says otherwise). The
+    /// endpoint comes from discovery unless
+    /// [`introspection_endpoint`](Self::introspection_endpoint) is set.
+    pub fn introspection_credentials(
+        mut self,
+        client_id: impl Into<String>,
+        secret: impl Into<String>,
+    ) -> Self {
+        self.introspection = Some((client_id.into(), SecretString(secret.into())));
+        self
+    }
+
+    /// How to authenticate at the introspection endpoint. Default
+    /// [`ClientAuth::SecretBasic`].
+    pub fn introspection_auth(mut self, auth: ClientAuth) -> Self {
+        self.introspection_auth = auth;
+        self
+    }
+
+    /// The introspection endpoint, instead of the one discovery finds.
+    pub fn introspection_endpoint(mut self, url: impl Into<String>) -> Self {
+        self.introspection_endpoint = Some(url.into());
+        self
+    }
+
+    /// Which tokens are introspected. Default
+    /// [`IntrospectionMode::OpaqueOnly`].
+    pub fn introspection_mode(mut self, mode: IntrospectionMode) -> Self {
+        self.introspection_mode = mode;
+        self
+    }
+
+    /// The longest an active introspection answer is reused (it is also never
+    /// reused past the token's `exp`). This is the revocation latency: a token
+    /// revoked at the authorization server is still accepted for up to this
+    /// long (RFC 7662 §4). Default 2 min.
+    pub fn introspection_cache_ttl(mut self, ttl: Duration) -> Self {
+        self.introspection_cache_ttl = ttl;
+        self
+    }
+
+    /// How long an inactive answer is reused, so a flood of one bad token
+    /// costs one call. Default 10 s.
+    pub fn introspection_inactive_ttl(mut self, ttl: Duration) -> Self {
+        self.introspection_inactive_ttl = ttl;
+        self
+    }
+
+    /// How many introspection answers are cached. Default 100 000.
+    pub fn introspection_cache_capacity(mut self, entries: u64) -> Self {
+        self.introspection_cache_capacity = entries;
+        self
+    }
+
+    /// How many introspection calls may be in flight at once; further
+    /// requests wait (up to the [`timeout`](Self::timeout)) for a slot, then
+    /// get 503. Default 64.
+    pub fn introspection_concurrency(mut self, calls: usize) -> Self {
+        self.introspection_concurrency = calls;
+        self
+    }
+
     /// Resolves the configuration: checks it, runs discovery, loads the keys,
     /// and starts the background key refresh (which ends when the last clone
     /// of the gate is dropped). Must run inside a tokio runtime.
@@ -476,6 +581,20 @@ impl TokenGateBuilder {
             max_response_bytes: self.max_response_bytes,
         };
 
+        let introspecting =
+            self.introspection.is_some() && self.introspection_mode != IntrospectionMode::Off;
+        let keys_from_discovery =
+            self.static_keys.is_none() && secrets.is_empty() && self.jwks_uri.is_none();
+        let fetcher = Fetcher::new(limits, self.http_client.clone())
+            .map_err(|e| BuildError::HttpClient(e.to_string()))?;
+        let metadata =
+            if keys_from_discovery || (introspecting && self.introspection_endpoint.is_none()) {
+                Some(discovery::discover(&fetcher, &issuer, &issuer_url).await?)
+            } else {
+                None
+            };
+
+        let mut verify_jwt_locally = true;
         let jwks = if let Some(set) = &self.static_keys {
             let (keys, skipped) = KeySet::from_jwks(set.keys.iter().cloned().map(Ok), allowed);
             for (kid, why) in skipped {
@@ -489,25 +608,69 @@ impl TokenGateBuilder {
         } else if !secrets.is_empty() && self.jwks_uri.is_none() {
             Arc::new(Jwks::fixed(KeySet::new(secrets), timing))
         } else {
-            let fetcher = Fetcher::new(limits, self.http_client.clone())
-                .map_err(|e| BuildError::HttpClient(e.to_string()))?;
-            let jwks_uri = match &self.jwks_uri {
-                Some(uri) => uri.clone(),
-                None => discovery::discover(&fetcher, &issuer, &issuer_url)
-                    .await?
-                    .jwks_uri
-                    .ok_or(BuildError::NoJwksUri)?,
-            };
-            let jwks_url = self.checked_url("jwks_uri", &jwks_uri)?;
-            let jwks = Arc::new(Jwks::remote(jwks_url, fetcher, timing, allowed, secrets));
-            if let Err(e) = jwks.load().await {
-                if self.require_keys {
-                    return Err(BuildError::Jwks(e));
+            let jwks_uri = self
+                .jwks_uri
+                .clone()
+                .or_else(|| metadata.as_ref().and_then(|m| m.jwks_uri.clone()));
+            match jwks_uri {
+                Some(uri) => {
+                    let jwks_url = self.checked_url("jwks_uri", &uri)?;
+                    let jwks = Arc::new(Jwks::remote(
+                        jwks_url,
+                        fetcher.clone(),
+                        timing,
+                        allowed,
+                        secrets,
+                    ));
+                    if let Err(e) = jwks.load().await {
+                        if self.require_keys {
+                            return Err(BuildError::Jwks(e));
+                        }
+                        tracing::error!(target: "tokengate::jwks", error = %e, "starting without keys; requests get 503 until the key set loads");
+                    }
+                    jwks.spawn_refresher();
+                    jwks
                 }
-                tracing::error!(target: "tokengate::jwks", error = %e, "starting without keys; requests get 503 until the key set loads");
+                // An issuer of opaque tokens only: JWTs, if any, are introspected.
+                None if introspecting => {
+                    verify_jwt_locally = false;
+                    Arc::new(Jwks::fixed(KeySet::default(), timing))
+                }
+                None => return Err(BuildError::NoJwksUri),
             }
-            jwks.spawn_refresher();
-            jwks
+        };
+
+        let introspector = match &self.introspection {
+            Some((client_id, secret)) if introspecting => {
+                let endpoint = match (&self.introspection_endpoint, metadata.as_ref()) {
+                    (Some(url), _) => url.clone(),
+                    (None, Some(m)) => m
+                        .introspection_endpoint
+                        .clone()
+                        .ok_or(BuildError::NoIntrospectionEndpoint)?,
+                    (None, None) => return Err(BuildError::NoIntrospectionEndpoint),
+                };
+                let endpoint = self.checked_url("introspection_endpoint", &endpoint)?;
+                Some(Introspector::new(
+                    endpoint,
+                    fetcher,
+                    Credentials {
+                        client_id: client_id.clone(),
+                        secret: secret.0.clone(),
+                        auth: self.introspection_auth.clone(),
+                    },
+                    issuer.clone(),
+                    self.introspection_mode,
+                    IntrospectionLimits {
+                        max_ttl: self.introspection_cache_ttl,
+                        inactive_ttl: self.introspection_inactive_ttl,
+                        capacity: self.introspection_cache_capacity,
+                        concurrency: self.introspection_concurrency,
+                        queue_timeout: self.timeout,
+                    },
+                ))
+            }
+            _ => None,
         };
 
         let rules = ClaimRules {
@@ -533,6 +696,8 @@ impl TokenGateBuilder {
                 bearer,
                 responder,
                 (self.token_cache_capacity > 0).then(|| TokenCache::new(self.token_cache_capacity)),
+                introspector,
+                verify_jwt_locally,
             )),
         })
     }

@@ -115,6 +115,9 @@ pub enum InvalidToken {
     /// Introspection says the token is not an access token (a refresh token,
     /// for instance).
     NotAnAccessToken,
+    /// The token is bound to a key (`cnf`, RFC 7800: DPoP or mTLS) and so
+    /// cannot be accepted as a plain bearer token.
+    SenderConstrained,
 }
 
 /// The reasons for a 503.
@@ -232,6 +235,7 @@ static_text!(InvalidToken {
     WrongAudience => "the token is not intended for this audience",
     Inactive => "the token is not active",
     NotAnAccessToken => "the token is not an access token",
+    SenderConstrained => "the token is sender-constrained and cannot be used as a bearer token",
 });
 static_text!(Unavailable {
     Keys => "signing keys cannot be fetched",

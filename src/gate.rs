@@ -12,12 +12,13 @@ use http::{HeaderMap, Uri};
 use crate::bearer::{self, BearerPolicy};
 use crate::builder::TokenGateBuilder;
 use crate::error::{AuthError, InvalidToken, Responder, Unavailable};
+use crate::introspection::{IntrospectionMode, Introspector};
 use crate::jwks::{Jwks, JwksHealth, Refresh};
 use crate::jwt::{self, ClaimRules};
 use crate::keys::Lookup;
 use crate::layer::TokenGateLayer;
 use crate::principal::Principal;
-use crate::token_cache::{self, TokenCache};
+use crate::token_cache::{self, TokenCache, TokenHash};
 
 /// A configured resource server: verifies bearer tokens and answers failures.
 ///
@@ -63,14 +64,27 @@ pub(crate) struct Gate {
     pub(crate) bearer: BearerPolicy,
     pub(crate) responder: Responder,
     pub(crate) token_cache: Option<TokenCache>,
+    pub(crate) introspector: Option<Introspector>,
+    /// False when the issuer publishes no keys: JWTs are then introspected.
+    pub(crate) verify_jwt_locally: bool,
 }
 
 /// The result of the synchronous part of verification.
 pub(crate) enum Step {
     Done(Result<Principal, AuthError>),
-    /// The keys must be refreshed first; `generation` is the key set looked at.
-    NeedsKeys {
-        generation: u64,
+    /// I/O is needed first; [`Gate::finish`] does it.
+    Pending(Pending),
+}
+
+/// What the slow path must do.
+pub(crate) enum Pending {
+    /// Refresh the keys; `generation` is the key set looked at.
+    Keys { generation: u64 },
+    /// Ask the introspection endpoint; `jwt` is the locally verified
+    /// principal when JWTs are introspected too.
+    Introspection {
+        hash: TokenHash,
+        jwt: Option<Principal>,
     },
 }
 
@@ -105,9 +119,7 @@ impl TokenGate {
         bearer::check_b64token(token.as_bytes())?;
         match self.inner.verify_now(token) {
             Step::Done(result) => result,
-            Step::NeedsKeys { generation } => {
-                self.inner.verify_after_refresh(token, generation).await
-            }
+            Step::Pending(pending) => self.inner.finish(token, pending).await,
         }
     }
 
@@ -125,9 +137,7 @@ impl TokenGate {
         let token = self.inner.extract(&parts.headers, &parts.uri)?;
         match self.inner.verify_now(&token) {
             Step::Done(result) => result,
-            Step::NeedsKeys { generation } => {
-                self.inner.verify_after_refresh(&token, generation).await
-            }
+            Step::Pending(pending) => self.inner.finish(&token, pending).await,
         }
     }
 
@@ -160,15 +170,47 @@ impl Gate {
         bearer::extract(headers, uri, &self.bearer)
     }
 
-    /// Everything that needs no I/O: parse, pick the key from the current
-    /// snapshot, verify. Asks for a refresh only when the key is not cached.
+    fn introspector(&self) -> Option<&Introspector> {
+        self.introspector
+            .as_ref()
+            .filter(|i| i.mode() != IntrospectionMode::Off)
+    }
+
+    /// Everything that needs no I/O: cached answers, and JWT verification
+    /// with the current key snapshot. Asks for I/O only on a cache miss.
     pub(crate) fn verify_now(&self, token: &str) -> Step {
-        if !jwt::is_jws_compact(token) {
-            return Step::Done(Err(AuthError::InvalidToken(InvalidToken::NotAJwt)));
+        let now = jwt::now_secs();
+        let local_jwt = self.verify_jwt_locally && jwt::is_jws_compact(token);
+        let Some(introspector) = self.introspector() else {
+            return if local_jwt {
+                self.verify_jwt_now(token, now)
+            } else {
+                Step::Done(Err(AuthError::InvalidToken(InvalidToken::NotAJwt)))
+            };
+        };
+        let jwt = if local_jwt {
+            match self.verify_jwt_now(token, now) {
+                Step::Done(Ok(principal)) if introspector.mode() == IntrospectionMode::All => {
+                    Some(principal)
+                }
+                other => return other,
+            }
+        } else {
+            None
+        };
+        let hash = token_cache::hash(token);
+        match introspector.cached(&hash, &self.rules, now) {
+            Some(Ok(answer)) => Step::Done(Ok(jwt.unwrap_or(answer))),
+            Some(Err(e)) => Step::Done(Err(e)),
+            None => Step::Pending(Pending::Introspection { hash, jwt }),
         }
+    }
+
+    /// The JWT path: the verified-token cache, then parse, pick the key from
+    /// the current snapshot, verify.
+    fn verify_jwt_now(&self, token: &str, now: u64) -> Step {
         let snapshot = self.jwks.snapshot();
         let usable = snapshot.usable(Instant::now());
-        let now = jwt::now_secs();
         let cached = self
             .token_cache
             .as_ref()
@@ -183,10 +225,11 @@ impl Gate {
             Ok(jws) => jws,
             Err(e) => return Step::Done(Err(AuthError::InvalidToken(e))),
         };
+        let needs_keys = Step::Pending(Pending::Keys {
+            generation: snapshot.generation,
+        });
         if !usable {
-            return Step::NeedsKeys {
-                generation: snapshot.generation,
-            };
+            return needs_keys;
         }
         match snapshot.keys.lookup(jws.kid.as_deref(), jws.alg) {
             Lookup::Found(key) => {
@@ -201,30 +244,58 @@ impl Gate {
             Lookup::AlgorithmMismatch => Step::Done(Err(AuthError::InvalidToken(
                 InvalidToken::AlgorithmMismatch,
             ))),
-            Lookup::UnknownKid if self.jwks.is_remote() => Step::NeedsKeys {
-                generation: snapshot.generation,
-            },
+            Lookup::UnknownKid if self.jwks.is_remote() => needs_keys,
             Lookup::UnknownKid => {
                 Step::Done(Err(AuthError::InvalidToken(InvalidToken::UnknownKey)))
             }
         }
     }
 
-    /// The slow path: refresh the keys (rate limited, single-flight), then
-    /// verify once more.
-    pub(crate) async fn verify_after_refresh(
+    /// The slow path, for what `verify_now` could not settle.
+    pub(crate) async fn finish(
         &self,
         token: &str,
-        generation: u64,
+        pending: Pending,
     ) -> Result<Principal, AuthError> {
+        match pending {
+            Pending::Keys { generation } => {
+                match self.verify_after_refresh(token, generation).await? {
+                    Step::Done(result) => result,
+                    // JWT verified; introspection (mode `All`) still to ask.
+                    Step::Pending(Pending::Introspection { hash, jwt }) => {
+                        self.introspect(token, hash, jwt).await
+                    }
+                    Step::Pending(Pending::Keys { .. }) => {
+                        Err(AuthError::Unavailable(Unavailable::Keys))
+                    }
+                }
+            }
+            Pending::Introspection { hash, jwt } => self.introspect(token, hash, jwt).await,
+        }
+    }
+
+    async fn introspect(
+        &self,
+        token: &str,
+        hash: TokenHash,
+        jwt: Option<Principal>,
+    ) -> Result<Principal, AuthError> {
+        let Some(introspector) = self.introspector() else {
+            return Err(AuthError::InvalidToken(InvalidToken::NotAJwt));
+        };
+        let answer = introspector.introspect(token, hash, &self.rules).await?;
+        Ok(jwt.unwrap_or(answer))
+    }
+
+    /// Refreshes the keys (rate limited, single-flight), then looks again.
+    async fn verify_after_refresh(&self, token: &str, generation: u64) -> Result<Step, AuthError> {
         let refresh = self.jwks.refresh_unplanned(generation).await;
         match self.verify_now(token) {
-            Step::Done(result) => result,
             // Still no key. If the server could not be asked, we cannot
             // tell a rotation from a forgery: that is an outage (503). If it
             // answered, or the refresh budget is spent while it is healthy,
             // the kid is simply unknown (401).
-            Step::NeedsKeys { .. } => {
+            Step::Pending(Pending::Keys { .. }) => {
                 let keys_usable = self.jwks.snapshot().usable(Instant::now());
                 let outage = !keys_usable || refresh == Refresh::Failed || self.jwks.failing();
                 if outage {
@@ -233,6 +304,7 @@ impl Gate {
                     Err(AuthError::InvalidToken(InvalidToken::UnknownKey))
                 }
             }
+            other => Ok(other),
         }
     }
 
@@ -242,6 +314,8 @@ impl Gate {
         bearer: BearerPolicy,
         responder: Responder,
         token_cache: Option<TokenCache>,
+        introspector: Option<Introspector>,
+        verify_jwt_locally: bool,
     ) -> Self {
         Gate {
             jwks,
@@ -249,6 +323,8 @@ impl Gate {
             bearer,
             responder,
             token_cache,
+            introspector,
+            verify_jwt_locally,
         }
     }
 }

@@ -218,10 +218,21 @@ pub(crate) fn validate_audience(
     }
 }
 
+/// A token bound to a key (`cnf`, RFC 7800) proves nothing when presented
+/// as a bearer token: RFC 9449 §7 (DPoP) and RFC 8705 §3 (mTLS) require the
+/// resource server to check the binding, which a bearer-only server cannot.
+pub(crate) fn reject_sender_constrained(claims: &Map<String, Value>) -> Result<(), InvalidToken> {
+    match claims.get("cnf") {
+        None | Some(Value::Null) => Ok(()),
+        Some(_) => Err(InvalidToken::SenderConstrained),
+    }
+}
+
 fn validate(claims: &Map<String, Value>, rules: &ClaimRules, now: u64) -> Result<(), InvalidToken> {
     validate_times(claims, true, rules.leeway_secs, now)?;
     validate_issuer(claims, &rules.issuer, true)?;
     validate_audience(claims, &rules.audiences, true)?;
+    reject_sender_constrained(claims)?;
     if rules.strict_rfc9068 {
         // RFC 9068 §2.2: iss, exp, aud, sub, client_id, iat and jti are REQUIRED.
         for name in ["sub", "client_id", "iat", "jti", "aud"] {

@@ -18,7 +18,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::error::AuthError;
-use crate::gate::{Step, TokenGate};
+use crate::gate::{Pending, Step, TokenGate};
 use crate::principal::Principal;
 
 /// A [`Layer`] that authenticates requests with a [`TokenGate`].
@@ -141,43 +141,56 @@ where
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let gate = &self.gate.inner;
         let grpc = is_grpc(req.headers());
-        let (step, slow_token) = match gate.extract(req.headers(), req.uri()) {
-            Err(e) => (Step::Done(Err(e)), None),
+        let step = match gate.extract(req.headers(), req.uri()) {
+            Err(e) => Step::Done(Err(e)),
             Ok(token) => match gate.verify_now(&token) {
-                Step::NeedsKeys { generation } => {
-                    (Step::NeedsKeys { generation }, Some(token.into_owned()))
+                Step::Pending(pending) => {
+                    let token = token.into_owned();
+                    return self.slow_path(req, token, pending, grpc);
                 }
-                done => (done, None),
+                done => done,
             },
         };
-        match (step, slow_token) {
-            (Step::Done(Ok(principal)), _) => {
+        match step {
+            Step::Done(Ok(principal)) => {
                 req.extensions_mut().insert(principal);
                 // `self.inner` is the service `poll_ready` readied: call it.
                 ResponseFuture::call(self.inner.call(req))
             }
-            (Step::Done(Err(e)), _) => ResponseFuture::reject(reject(&self.gate, &e, grpc)),
-            (Step::NeedsKeys { generation }, token) => {
-                let token = token.unwrap_or_default();
-                // The ready service goes into the future; `self` keeps a
-                // fresh clone, which must be polled ready before its own use
-                // (tower's "be careful when cloning inner services").
-                let clone = self.inner.clone();
-                let ready = mem::replace(&mut self.inner, clone);
-                let gate = self.gate.clone();
-                let verification: Verification =
-                    Box::pin(
-                        async move { gate.inner.verify_after_refresh(&token, generation).await },
-                    );
-                ResponseFuture {
-                    state: State::Verify {
-                        verification,
-                        pending: Some((req, ready)),
-                        grpc,
-                        gate: self.gate.clone(),
-                    },
-                }
-            }
+            Step::Done(Err(e)) => ResponseFuture::reject(reject(&self.gate, &e, grpc)),
+            Step::Pending(_) => unreachable!("pending steps returned above"),
+        }
+    }
+}
+
+impl<S> TokenGateService<S> {
+    /// Verification needs I/O (keys to refresh, a token to introspect): do it
+    /// in a boxed future, then call the inner service.
+    fn slow_path<ReqBody, ResBody>(
+        &mut self,
+        req: Request<ReqBody>,
+        token: String,
+        pending: Pending,
+        grpc: bool,
+    ) -> ResponseFuture<S::Future, S, ReqBody, ResBody>
+    where
+        S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+    {
+        // The ready service goes into the future; `self` keeps a fresh
+        // clone, which will be polled ready before its own use (tower's "be
+        // careful when cloning inner services").
+        let clone = self.inner.clone();
+        let ready = mem::replace(&mut self.inner, clone);
+        let gate = self.gate.clone();
+        let verification: Verification =
+            Box::pin(async move { gate.inner.finish(&token, pending).await });
+        ResponseFuture {
+            state: State::Verify {
+                verification,
+                pending: Some((req, ready)),
+                grpc,
+                gate: self.gate.clone(),
+            },
         }
     }
 }

@@ -243,6 +243,18 @@ fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// A token the issuer knows, for introspection.
+struct Issued {
+    claims: Map<String, Value>,
+    revoked: bool,
+}
+
+/// How a client may authenticate at the introspection endpoint.
+enum ClientCredential {
+    Secret(String),
+    PublicKey(Box<crate::keys::VerifyingKey>),
+}
+
 #[derive(Default)]
 struct State {
     /// Published keys, in JWKS order; the first signs by default.
@@ -250,12 +262,18 @@ struct State {
     faults: HashMap<Endpoint, Fault>,
     jwks_max_age: Option<u64>,
     metadata_issuer: Option<String>,
+    /// Tokens by their exact text (this is a test server).
+    issued: HashMap<String, Issued>,
+    clients: HashMap<String, ClientCredential>,
+    last_client_auth: Option<&'static str>,
 }
 
 struct Shared {
     issuer: String,
     state: Mutex<State>,
     counts: [AtomicUsize; 5],
+    in_flight: [AtomicUsize; 5],
+    max_in_flight: [AtomicUsize; 5],
 }
 
 impl Shared {
@@ -263,11 +281,51 @@ impl Shared {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn index(endpoint: Endpoint) -> usize {
+        ENDPOINTS.iter().position(|e| *e == endpoint).unwrap_or(4)
+    }
+
     fn count(&self, endpoint: Endpoint) -> &AtomicUsize {
-        let i = ENDPOINTS.iter().position(|e| *e == endpoint).unwrap_or(4);
-        &self.counts[i]
+        &self.counts[Self::index(endpoint)]
+    }
+
+    fn remember(&self, token: &str, claims: &Map<String, Value>) {
+        self.state().issued.insert(
+            token.to_owned(),
+            Issued {
+                claims: claims.clone(),
+                revoked: false,
+            },
+        );
     }
 }
+
+/// Counts a request in flight at an endpoint while alive.
+struct InFlight<'a> {
+    shared: &'a Shared,
+    index: usize,
+}
+
+impl<'a> InFlight<'a> {
+    fn enter(shared: &'a Shared, endpoint: Endpoint) -> Self {
+        let index = Shared::index(endpoint);
+        let now = shared.in_flight[index].fetch_add(1, Ordering::SeqCst) + 1;
+        shared.max_in_flight[index].fetch_max(now, Ordering::SeqCst);
+        InFlight { shared, index }
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.shared.in_flight[self.index].fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// The client the test issuer registers for introspection.
+pub const INTROSPECTION_CLIENT_ID: &str = "tokengate-resource-server";
+/// Its secret. It contains characters that RFC 6749 §2.3.1's
+/// form-urlencoding changes, so a client that skips the encoding fails.
+pub const INTROSPECTION_CLIENT_SECRET: &str = "s3cret:with/special+chars%&=";
 
 /// An authorization server on a loopback port, for tests.
 ///
@@ -320,10 +378,17 @@ impl TestIssuer {
         }
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
+        let mut state = State::default();
+        state.clients.insert(
+            INTROSPECTION_CLIENT_ID.to_owned(),
+            ClientCredential::Secret(INTROSPECTION_CLIENT_SECRET.to_owned()),
+        );
         let shared = Arc::new(Shared {
             issuer: format!("http://{addr}"),
-            state: Mutex::new(State::default()),
+            state: Mutex::new(state),
             counts: Default::default(),
+            in_flight: Default::default(),
+            max_in_flight: Default::default(),
         });
         let issuer = TestIssuer {
             server: tokio::spawn(serve(listener, shared.clone())),
@@ -445,11 +510,53 @@ impl TestIssuer {
         self.shared.count(endpoint).load(Ordering::SeqCst)
     }
 
-    /// Sets all request counters to zero.
+    /// The most requests an endpoint has had in flight at once.
+    pub fn max_concurrent(&self, endpoint: Endpoint) -> usize {
+        self.shared.max_in_flight[Shared::index(endpoint)].load(Ordering::SeqCst)
+    }
+
+    /// Sets all request counters (and concurrency high-water marks) to zero.
     pub fn reset_counts(&self) {
-        for c in &self.shared.counts {
+        for c in self.shared.counts.iter().chain(&self.shared.max_in_flight) {
             c.store(0, Ordering::SeqCst);
         }
+    }
+
+    /// Revokes a token: introspection answers `active: false` from now on.
+    pub fn revoke(&self, token: &str) {
+        if let Some(issued) = self.shared.state().issued.get_mut(token) {
+            issued.revoked = true;
+        }
+    }
+
+    /// Registers another client for the introspection endpoint, with a
+    /// secret (`client_secret_basic` or `client_secret_post`).
+    pub fn register_client(&self, client_id: &str, secret: &str) {
+        self.shared.state().clients.insert(
+            client_id.to_owned(),
+            ClientCredential::Secret(secret.to_owned()),
+        );
+    }
+
+    /// Registers a client that authenticates with `private_key_jwt`
+    /// (RFC 7523), with its public key as a JWK.
+    ///
+    /// # Panics
+    /// If the JWK is not a usable asymmetric signing key.
+    pub fn register_client_key(&self, client_id: &str, public_jwk: &crate::Jwk) {
+        let key =
+            crate::keys::VerifyingKey::from_jwk(public_jwk, crate::keys::AlgorithmSet::ASYMMETRIC)
+                .expect("a usable public signing key");
+        self.shared.state().clients.insert(
+            client_id.to_owned(),
+            ClientCredential::PublicKey(Box::new(key)),
+        );
+    }
+
+    /// How the last introspection call authenticated: `"client_secret_basic"`,
+    /// `"client_secret_post"` or `"private_key_jwt"`.
+    pub fn last_client_auth(&self) -> Option<&'static str> {
+        self.shared.state().last_client_auth
     }
 
     /// Injects a fault at an endpoint (`None` heals it).
@@ -612,12 +719,27 @@ impl TokenBuilder<'_> {
         format!("{}.{}", b64(&header), b64(&claims))
     }
 
-    /// Signs with the chosen key: a compact JWS.
+    /// Signs with the chosen key: a compact JWS. The issuer remembers it,
+    /// so introspection knows it too.
     pub fn sign(self) -> String {
         let input = self.signing_input();
         let alg = self.alg.unwrap_or(self.key.alg);
         let sig = self.key.sign(alg, input.as_bytes());
-        format!("{input}.{}", b64(&sig))
+        let token = format!("{input}.{}", b64(&sig));
+        self.issuer.shared.remember(&token, &self.claims);
+        token
+    }
+
+    /// An opaque token with these claims: a random string that only the
+    /// issuer's introspection endpoint can resolve.
+    pub fn opaque(self) -> String {
+        let mut bytes = [0u8; 32];
+        SystemRandom::new()
+            .fill(&mut bytes)
+            .expect("system randomness");
+        let token = b64(&bytes);
+        self.issuer.shared.remember(&token, &self.claims);
+        token
     }
 
     /// Signs with HMAC over `secret`, with the `alg` already in the header
@@ -691,6 +813,7 @@ async fn handle(
         _ => Endpoint::Other,
     };
     shared.count(endpoint).fetch_add(1, Ordering::SeqCst);
+    let _in_flight = InFlight::enter(&shared, endpoint);
     let fault = shared.state().faults.get(&endpoint).cloned();
     if let Some(fault) = fault {
         match fault {
@@ -796,12 +919,113 @@ async fn handle(
             }
             response
         }
-        Endpoint::Introspection | Endpoint::Other => respond(
+        Endpoint::Introspection => introspect(&shared, req).await,
+        Endpoint::Other => respond(
             StatusCode::NOT_FOUND,
             "application/json",
             Bytes::from_static(b"{}"),
         ),
     })
+}
+
+/// RFC 7662 §2: authenticate the client, then answer for the token.
+async fn introspect(shared: &Shared, req: Request<Incoming>) -> Response<ServerBody> {
+    let basic = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+        .and_then(|raw| String::from_utf8(raw).ok());
+    let Ok(body) = req.into_body().collect().await.map(|b| b.to_bytes()) else {
+        return respond(StatusCode::BAD_REQUEST, "application/json", Bytes::new());
+    };
+    let form: HashMap<String, String> = form_urlencoded::parse(&body).into_owned().collect();
+    let mut state = shared.state();
+    let Some(method) = client_auth(&state, basic.as_deref(), &form, &shared.issuer) else {
+        return respond(
+            StatusCode::UNAUTHORIZED,
+            "application/json",
+            Bytes::from_static(br#"{"error":"invalid_client"}"#),
+        );
+    };
+    state.last_client_auth = Some(method);
+    let answer = form
+        .get("token")
+        .and_then(|t| state.issued.get(t))
+        .filter(|issued| !issued.revoked)
+        .filter(|issued| {
+            issued
+                .claims
+                .get("exp")
+                .and_then(Value::as_u64)
+                .is_none_or(|exp| exp > now())
+        })
+        .map_or_else(
+            || json!({"active": false}),
+            |issued| {
+                let mut answer = issued.claims.clone();
+                answer.insert("active".into(), json!(true));
+                answer.entry("token_type").or_insert(json!("Bearer"));
+                Value::Object(answer)
+            },
+        );
+    respond(
+        StatusCode::OK,
+        "application/json",
+        answer.to_string().into(),
+    )
+}
+
+/// Which method authenticated the client, if any did.
+fn client_auth(
+    state: &State,
+    basic: Option<&str>,
+    form: &HashMap<String, String>,
+    issuer: &str,
+) -> Option<&'static str> {
+    if let Some(basic) = basic {
+        // RFC 6749 §2.3.1: both parts are form-urlencoded before joining.
+        let (id, secret) = basic.split_once(':')?;
+        let decode = |s: &str| -> String {
+            form_urlencoded::parse(format!("x={s}").as_bytes())
+                .next()
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default()
+        };
+        return match state.clients.get(&decode(id)) {
+            Some(ClientCredential::Secret(s)) if *s == decode(secret) => {
+                Some("client_secret_basic")
+            }
+            _ => None,
+        };
+    }
+    let id = form.get("client_id")?;
+    match (
+        state.clients.get(id),
+        form.get("client_secret"),
+        form.get("client_assertion"),
+    ) {
+        (Some(ClientCredential::Secret(s)), Some(given), None) if s == given => {
+            Some("client_secret_post")
+        }
+        (Some(ClientCredential::PublicKey(key)), None, Some(assertion)) => {
+            let typ = form.get("client_assertion_type").map(String::as_str);
+            if typ != Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer") {
+                return None;
+            }
+            let jws = crate::jwt::parse(assertion, false).ok()?;
+            let rules = crate::jwt::ClaimRules {
+                issuer: id.clone(),
+                audiences: vec![issuer.to_owned()],
+                leeway_secs: 5,
+                strict_rfc9068: false,
+            };
+            let claims = jws.verify(key, &rules, now()).ok()?;
+            (claims.subject() == Some(id.as_str())).then_some("private_key_jwt")
+        }
+        _ => None,
+    }
 }
 
 fn respond(status: StatusCode, content_type: &'static str, body: Bytes) -> Response<ServerBody> {

@@ -1,0 +1,526 @@
+//! Opaque tokens: OAuth 2.0 Token Introspection (RFC 7662) behind a cache.
+//!
+//! - **The request** (§2.1): `POST token=…&token_type_hint=access_token`,
+//!   authenticated as the resource server's own client:
+//!   `client_secret_basic` (id and secret form-urlencoded before base64, RFC
+//!   6749 §2.3.1), `client_secret_post`, or `private_key_jwt` (RFC 7523).
+//!   Bounded like every call: timeouts, size cap, no redirects.
+//! - **The answer** (§2.2): `active` must be a JSON boolean. An active token is
+//!   still checked: `exp`/`nbf` with the leeway, `iss` and `aud` when
+//!   present, and `token_type` when present must name an access token (a
+//!   refresh token is never accepted). An answer we cannot read (not JSON,
+//!   `active` missing or not a boolean, an error status) is the server's
+//!   failure: 503, never cached, never a 200.
+//! - **The cache** is keyed by the SHA-256 of the token, never the token. An
+//!   active answer lives until the earlier of the token's `exp` and
+//!   [`introspection_cache_ttl`] (default 2 min): that is also how long a
+//!   revoked token may still be accepted (RFC 7662 §4). Inactive answers are
+//!   cached briefly (default 10 s) so a flood of one bad token costs one
+//!   call. Errors are never cached.
+//! - **Upstream load**: concurrent requests for the same uncached token share
+//!   one call, and calls in flight are bounded (default 64), with a bounded
+//!   wait for a slot, so a flood of random tokens cannot stampede the
+//!   authorization server.
+//!
+//! [`introspection_cache_ttl`]: crate::TokenGateBuilder::introspection_cache_ttl
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use http::HeaderValue;
+use moka::sync::Cache;
+use reqwest::Url;
+use serde_json::{Map, Value};
+use tokio::sync::{OnceCell, Semaphore};
+
+use crate::error::{AuthError, InvalidToken, Unavailable};
+use crate::fetch::{FetchError, Fetcher};
+use crate::jwt::{self, ClaimRules};
+use crate::keys::Algorithm;
+use crate::principal::{Principal, TokenSource};
+use crate::token_cache::TokenHash;
+
+/// Which tokens go to the introspection endpoint.
+///
+/// ```
+/// assert_eq!(tokengate::IntrospectionMode::default(), tokengate::IntrospectionMode::OpaqueOnly);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IntrospectionMode {
+    /// Opaque tokens are introspected; JWTs are verified locally.
+    #[default]
+    OpaqueOnly,
+    /// JWTs are verified locally *and* introspected, so revoked JWTs are
+    /// refused (within the cache lifetime). Costs a call per new token.
+    All,
+    /// Nothing is introspected: opaque tokens get 401 `invalid_token`.
+    Off,
+}
+
+/// How the resource server authenticates to the introspection endpoint.
+///
+/// ```
+/// use tokengate::ClientAuth;
+/// let auth = ClientAuth::SecretBasic;
+/// # drop(auth);
+/// ```
+#[derive(Clone)]
+#[non_exhaustive]
+pub enum ClientAuth {
+    /// HTTP Basic with the form-urlencoded id and secret (RFC 6749 §2.3.1).
+    /// The default.
+    SecretBasic,
+    /// `client_id` and `client_secret` in the form body.
+    SecretPost,
+    /// A signed client assertion (RFC 7523 §2.2), fresh for each call. The
+    /// secret given with the credentials is not used.
+    PrivateKeyJwt {
+        /// The signing key.
+        key: jsonwebtoken::EncodingKey,
+        /// Its algorithm.
+        alg: Algorithm,
+        /// Its `kid`, if the server needs one to pick the key.
+        kid: Option<String>,
+    },
+}
+
+impl fmt::Debug for ClientAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientAuth::SecretBasic => f.write_str("SecretBasic"),
+            ClientAuth::SecretPost => f.write_str("SecretPost"),
+            ClientAuth::PrivateKeyJwt { alg, kid, .. } => f
+                .debug_struct("PrivateKeyJwt")
+                .field("alg", alg)
+                .field("kid", kid)
+                .field("key", &"<redacted>")
+                .finish(),
+        }
+    }
+}
+
+/// The resource server's client credentials, kept out of `Debug`.
+#[derive(Clone)]
+pub(crate) struct Credentials {
+    pub(crate) client_id: String,
+    pub(crate) secret: String,
+    pub(crate) auth: ClientAuth,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("client_id", &self.client_id)
+            .field("secret", &"<redacted>")
+            .field("auth", &self.auth)
+            .finish()
+    }
+}
+
+/// Cache and load limits.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct IntrospectionLimits {
+    pub(crate) max_ttl: Duration,
+    pub(crate) inactive_ttl: Duration,
+    pub(crate) capacity: u64,
+    pub(crate) concurrency: usize,
+    /// How long a request may wait for a free upstream slot.
+    pub(crate) queue_timeout: Duration,
+}
+
+#[derive(Clone)]
+enum Answer {
+    Active {
+        principal: Principal,
+        exp: Option<u64>,
+    },
+    Inactive(InvalidToken),
+}
+
+#[derive(Clone)]
+struct Entry {
+    answer: Answer,
+    lifetime: Duration,
+}
+
+struct Lifetime;
+
+impl moka::Expiry<TokenHash, Entry> for Lifetime {
+    fn expire_after_create(&self, _: &TokenHash, entry: &Entry, _: Instant) -> Option<Duration> {
+        Some(entry.lifetime)
+    }
+}
+
+type Flight = Arc<OnceCell<Result<Answer, Unavailable>>>;
+
+pub(crate) struct Introspector {
+    endpoint: Url,
+    fetcher: Fetcher,
+    credentials: Credentials,
+    /// `aud` of client assertions: the issuer (RFC 7523 §3, as clarified by
+    /// RFC 7523bis).
+    issuer: String,
+    mode: IntrospectionMode,
+    limits: IntrospectionLimits,
+    cache: Cache<TokenHash, Entry>,
+    in_flight: Mutex<HashMap<TokenHash, Flight>>,
+    slots: Semaphore,
+}
+
+impl fmt::Debug for Introspector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Introspector")
+            .field("endpoint", &self.endpoint.as_str())
+            .field("credentials", &self.credentials)
+            .field("mode", &self.mode)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Introspector {
+    pub(crate) fn new(
+        endpoint: Url,
+        fetcher: Fetcher,
+        credentials: Credentials,
+        issuer: String,
+        mode: IntrospectionMode,
+        limits: IntrospectionLimits,
+    ) -> Self {
+        Introspector {
+            endpoint,
+            fetcher,
+            credentials,
+            issuer,
+            mode,
+            cache: Cache::builder()
+                .max_capacity(limits.capacity)
+                .expire_after(Lifetime)
+                .build(),
+            limits,
+            in_flight: Mutex::new(HashMap::new()),
+            slots: Semaphore::new(limits.concurrency.max(1)),
+        }
+    }
+
+    pub(crate) fn mode(&self) -> IntrospectionMode {
+        self.mode
+    }
+
+    /// The cached answer for a token, without I/O.
+    pub(crate) fn cached(
+        &self,
+        hash: &TokenHash,
+        rules: &ClaimRules,
+        now: u64,
+    ) -> Option<Result<Principal, AuthError>> {
+        let entry = self.cache.get(hash)?;
+        Some(settle(entry.answer, rules, now))
+    }
+
+    /// Asks the authorization server (once per token at a time).
+    pub(crate) async fn introspect(
+        &self,
+        token: &str,
+        hash: TokenHash,
+        rules: &ClaimRules,
+    ) -> Result<Principal, AuthError> {
+        let flight: Flight = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(hash)
+            .or_default()
+            .clone();
+        let outcome = flight
+            .get_or_init(|| async {
+                if let Some(entry) = self.cache.get(&hash) {
+                    return Ok(entry.answer);
+                }
+                let answer = self.call(token, rules).await?;
+                self.remember(hash, &answer);
+                Ok(answer)
+            })
+            .await
+            .clone();
+        {
+            let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+            if in_flight
+                .get(&hash)
+                .is_some_and(|f| Arc::ptr_eq(f, &flight))
+            {
+                in_flight.remove(&hash);
+            }
+        }
+        match outcome {
+            Ok(answer) => settle(answer, rules, jwt::now_secs()),
+            Err(reason) => Err(AuthError::Unavailable(reason)),
+        }
+    }
+
+    fn remember(&self, hash: TokenHash, answer: &Answer) {
+        let lifetime = match answer {
+            Answer::Active { exp, .. } => {
+                let now = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap_or_default();
+                let until_exp = exp.map_or(self.limits.max_ttl, |exp| {
+                    Duration::from_secs(exp).saturating_sub(now)
+                });
+                until_exp.min(self.limits.max_ttl)
+            }
+            Answer::Inactive(_) => self.limits.inactive_ttl,
+        };
+        if !lifetime.is_zero() {
+            self.cache.insert(
+                hash,
+                Entry {
+                    answer: answer.clone(),
+                    lifetime,
+                },
+            );
+        }
+    }
+
+    async fn call(&self, token: &str, rules: &ClaimRules) -> Result<Answer, Unavailable> {
+        let _slot = tokio::time::timeout(self.limits.queue_timeout, self.slots.acquire())
+            .await
+            .map_err(|_| {
+                tracing::warn!(target: "tokengate::introspection", "no free introspection slot in time");
+                Unavailable::Introspection
+            })?
+            .map_err(|_| Unavailable::Introspection)?;
+        let (form, authorization) = self.request_body(token).map_err(|e| {
+            tracing::error!(target: "tokengate::introspection", error = %e, "could not build the client assertion");
+            Unavailable::Introspection
+        })?;
+        let fetched = self
+            .fetcher
+            .post_form(&self.endpoint, form, authorization.as_ref())
+            .await
+            .map_err(|e| self.failed(&e))?;
+        let body: Map<String, Value> = serde_json::from_slice(&fetched.body)
+            .map_err(|e| self.failed(&FetchError::Malformed(format!("not a JSON object: {e}"))))?;
+        let answer = read_answer(body, rules, jwt::now_secs()).map_err(|e| self.failed(&e))?;
+        tracing::debug!(
+            target: "tokengate::introspection",
+            active = matches!(answer, Answer::Active { .. }),
+            "token introspected"
+        );
+        Ok(answer)
+    }
+
+    fn failed(&self, e: &FetchError) -> Unavailable {
+        tracing::error!(target: "tokengate::introspection", endpoint = %self.endpoint, error = %e, "introspection failed");
+        Unavailable::Introspection
+    }
+
+    /// The form and `Authorization` header of one call. The token only ever
+    /// travels here, in the body.
+    fn request_body(
+        &self,
+        token: &str,
+    ) -> Result<(String, Option<HeaderValue>), jsonwebtoken::errors::Error> {
+        let mut form = form_urlencoded::Serializer::new(String::new());
+        form.append_pair("token", token);
+        form.append_pair("token_type_hint", "access_token");
+        let c = &self.credentials;
+        let authorization = match &c.auth {
+            ClientAuth::SecretBasic => {
+                let id: String = form_urlencoded::byte_serialize(c.client_id.as_bytes()).collect();
+                let secret: String = form_urlencoded::byte_serialize(c.secret.as_bytes()).collect();
+                let mut value = HeaderValue::try_from(format!(
+                    "Basic {}",
+                    STANDARD.encode(format!("{id}:{secret}"))
+                ))
+                .map_err(|_| jsonwebtoken::errors::ErrorKind::InvalidKeyFormat)?;
+                value.set_sensitive(true);
+                Some(value)
+            }
+            ClientAuth::SecretPost => {
+                form.append_pair("client_id", &c.client_id);
+                form.append_pair("client_secret", &c.secret);
+                None
+            }
+            ClientAuth::PrivateKeyJwt { key, alg, kid } => {
+                let now = jwt::now_secs();
+                let mut header = jsonwebtoken::Header::new(*alg);
+                header.kid = kid.clone();
+                let mut jti = [0u8; 16];
+                aws_lc_rs::rand::fill(&mut jti)
+                    .map_err(|_| jsonwebtoken::errors::ErrorKind::InvalidKeyFormat)?;
+                let claims = serde_json::json!({
+                    "iss": c.client_id,
+                    "sub": c.client_id,
+                    "aud": self.issuer,
+                    "iat": now,
+                    "exp": now + 60,
+                    "jti": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(jti),
+                });
+                let assertion = jsonwebtoken::encode(&header, &claims, key)?;
+                form.append_pair("client_id", &c.client_id);
+                form.append_pair(
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                );
+                form.append_pair("client_assertion", &assertion);
+                None
+            }
+        };
+        Ok((form.finish(), authorization))
+    }
+}
+
+/// Reads an RFC 7662 §2.2 answer. `Err` means the answer itself is broken.
+fn read_answer(
+    body: Map<String, Value>,
+    rules: &ClaimRules,
+    now: u64,
+) -> Result<Answer, FetchError> {
+    match body.get("active") {
+        Some(Value::Bool(true)) => {}
+        Some(Value::Bool(false)) => return Ok(Answer::Inactive(InvalidToken::Inactive)),
+        Some(_) => return Err(FetchError::Malformed("\"active\" is not a boolean".into())),
+        None => return Err(FetchError::Malformed("\"active\" is missing".into())),
+    }
+    Ok(match check_active(body, rules, now) {
+        Ok(answer) => answer,
+        Err(reason) => Answer::Inactive(reason),
+    })
+}
+
+fn check_active(
+    body: Map<String, Value>,
+    rules: &ClaimRules,
+    now: u64,
+) -> Result<Answer, InvalidToken> {
+    jwt::validate_times(&body, false, rules.leeway_secs, now)?;
+    jwt::validate_issuer(&body, &rules.issuer, false)?;
+    jwt::validate_audience(&body, &rules.audiences, false)?;
+    match body.get("token_type") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(t)) if is_access_token_type(t) => {}
+        Some(_) => return Err(InvalidToken::NotAnAccessToken),
+    }
+    jwt::reject_sender_constrained(&body)?;
+    let principal = Principal::from_claims(body, TokenSource::Introspection)?;
+    let exp = principal.exp_secs();
+    Ok(Answer::Active { principal, exp })
+}
+
+/// RFC 7662 `token_type` names an RFC 6749 §7.1 access token type; servers
+/// also send RFC 8693's URN or plain `access_token`.
+fn is_access_token_type(t: &str) -> bool {
+    t.eq_ignore_ascii_case("bearer")
+        || t.eq_ignore_ascii_case("access_token")
+        || t == "urn:ietf:params:oauth:token-type:access_token"
+}
+
+/// A cached answer, with expiry checked again now.
+fn settle(answer: Answer, rules: &ClaimRules, now: u64) -> Result<Principal, AuthError> {
+    match answer {
+        Answer::Active { principal, exp } => match exp {
+            Some(exp) if now >= exp.saturating_add(rules.leeway_secs) => {
+                Err(AuthError::InvalidToken(InvalidToken::Expired))
+            }
+            _ => Ok(principal),
+        },
+        Answer::Inactive(reason) => Err(AuthError::InvalidToken(reason)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn rules() -> ClaimRules {
+        ClaimRules {
+            issuer: "https://as".into(),
+            audiences: vec!["api".into()],
+            leeway_secs: 60,
+            strict_rfc9068: false,
+        }
+    }
+
+    fn read(v: Value) -> Result<Result<Principal, InvalidToken>, FetchError> {
+        read_answer(v.as_object().unwrap().clone(), &rules(), 1000).map(|a| match a {
+            Answer::Active { principal, .. } => Ok(principal),
+            Answer::Inactive(r) => Err(r),
+        })
+    }
+
+    #[test]
+    fn active_must_be_a_boolean() {
+        assert!(read(json!({"active": "true"})).is_err());
+        assert!(read(json!({"active": 1})).is_err());
+        assert!(read(json!({})).is_err());
+        assert_eq!(
+            read(json!({"active": false})).unwrap().unwrap_err(),
+            InvalidToken::Inactive
+        );
+    }
+
+    #[test]
+    fn active_answers_are_still_checked() {
+        let ok = read(json!({"active": true, "scope": "a b", "client_id": "c", "exp": 2000}))
+            .unwrap()
+            .unwrap();
+        assert_eq!(ok.source(), TokenSource::Introspection);
+        assert!(ok.scopes().contains("b"));
+        let cases = [
+            (json!({"active": true, "exp": 900}), InvalidToken::Expired),
+            (
+                json!({"active": true, "nbf": 2000}),
+                InvalidToken::NotYetValid,
+            ),
+            (
+                json!({"active": true, "iss": "https://other"}),
+                InvalidToken::WrongIssuer,
+            ),
+            (
+                json!({"active": true, "aud": "other"}),
+                InvalidToken::WrongAudience,
+            ),
+            (
+                json!({"active": true, "token_type": "refresh_token"}),
+                InvalidToken::NotAnAccessToken,
+            ),
+            (
+                json!({"active": true, "token_type": 3}),
+                InvalidToken::NotAnAccessToken,
+            ),
+            (
+                json!({"active": true, "scope": ["a"]}),
+                InvalidToken::MalformedClaim,
+            ),
+            (
+                json!({"active": true, "cnf": {"jkt": "x"}}),
+                InvalidToken::SenderConstrained,
+            ),
+        ];
+        for (answer, reason) in cases {
+            assert_eq!(
+                read(answer.clone()).unwrap().unwrap_err(),
+                reason,
+                "{answer}"
+            );
+        }
+        for t in [
+            "Bearer",
+            "bearer",
+            "access_token",
+            "urn:ietf:params:oauth:token-type:access_token",
+        ] {
+            assert!(
+                read(json!({"active": true, "token_type": t}))
+                    .unwrap()
+                    .is_ok(),
+                "{t}"
+            );
+        }
+    }
+}
