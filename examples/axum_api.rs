@@ -10,6 +10,7 @@
 //! |---|---|
 //! | `TOKENGATE_ISSUER` | the authorization server; unset: an in-process test issuer is started |
 //! | `TOKENGATE_AUDIENCE` | this API's audience (required with `TOKENGATE_ISSUER`) |
+//! | `TOKENGATE_CLIENT_ID`, `TOKENGATE_CLIENT_SECRET` | this API's client at the authorization server: opaque tokens are then introspected (RFC 7662) |
 //! | `TOKENGATE_LISTEN` | listen address, default `127.0.0.1:3000` |
 //!
 //! With no `TOKENGATE_ISSUER` it prints ready-to-paste curl commands with
@@ -137,21 +138,36 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Keeps the in-process issuer alive while the server runs.
     let mut test_issuer = None;
+    let credentials = match (
+        std::env::var("TOKENGATE_CLIENT_ID"),
+        std::env::var("TOKENGATE_CLIENT_SECRET"),
+    ) {
+        (Ok(id), Ok(secret)) => Some((id, secret)),
+        _ => None,
+    };
     let gate = match std::env::var("TOKENGATE_ISSUER") {
         Ok(issuer) => {
             let audience = std::env::var("TOKENGATE_AUDIENCE")
                 .map_err(|_| "TOKENGATE_AUDIENCE is required with TOKENGATE_ISSUER")?;
-            TokenGate::builder()
-                .issuer(issuer)
-                .audience(audience)
-                .build()
-                .await?
+            let mut builder = TokenGate::builder().issuer(issuer).audience(audience);
+            if let Some((id, secret)) = credentials {
+                builder = builder.introspection_credentials(id, secret);
+            }
+            builder.build().await?
         }
         Err(_) => {
             let issuer = TestIssuer::start().await?;
+            let (id, secret) = credentials.unwrap_or_else(|| {
+                (
+                    tokengate::testing::INTROSPECTION_CLIENT_ID.to_owned(),
+                    tokengate::testing::INTROSPECTION_CLIENT_SECRET.to_owned(),
+                )
+            });
+            issuer.register_client(&id, &secret);
             let gate = TokenGate::builder()
                 .issuer(issuer.issuer())
                 .audience(issuer.audience())
+                .introspection_credentials(id, secret)
                 .build()
                 .await?;
             test_issuer = Some(issuer);
@@ -201,4 +217,14 @@ fn print_walkthrough(issuer: &TestIssuer, addr: SocketAddr) {
     );
     println!("# 204: admin\ncurl -i -X DELETE -H 'Authorization: Bearer {admin}' {base}/items/0\n");
     println!("# 401: a tampered token\ncurl -i -H 'Authorization: Bearer {reader}x' {base}/me\n");
+    let opaque = issuer
+        .token()
+        .subject("service")
+        .client_id("billing")
+        .scope("items:read")
+        .expires_in(3600)
+        .opaque();
+    println!(
+        "# 200: an opaque token, introspected (\"source\": \"introspection\")\ncurl -i -H 'Authorization: Bearer {opaque}' {base}/me\n"
+    );
 }

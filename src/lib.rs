@@ -104,3 +104,9 @@ pub use keys::Algorithm;
 pub use layer::{ResponseFuture, TokenGateLayer, TokenGateService};
 pub use principal::{Principal, TokenSource};
 pub use scope::{InvalidScope, Scopes, is_scope_token};
+
+// The README's examples are compiled (and, where they can run offline, run)
+// as doctests, so the quick start cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
