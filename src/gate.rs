@@ -109,6 +109,22 @@ impl TokenGate {
         TokenGateLayer::new(self.clone())
     }
 
+    /// A layer for routes where authentication is optional: requests with
+    /// no token pass with no [`Principal`] (handlers take
+    /// `Option<Principal>`); a token that is present must be valid.
+    ///
+    /// ```
+    /// # async fn demo(gate: tokengate::TokenGate) {
+    /// let app = axum::Router::new()
+    ///     .route("/", axum::routing::get(|| async { "hello, whoever you are" }))
+    ///     .layer(gate.optional_layer());
+    /// # let _: axum::Router = app;
+    /// # }
+    /// ```
+    pub fn optional_layer(&self) -> TokenGateLayer {
+        TokenGateLayer::new(self.clone()).optional()
+    }
+
     /// Verifies a bearer token (without the `Bearer ` prefix) and returns its
     /// principal. For places the layer does not reach: WebSocket upgrades,
     /// message consumers, custom interceptors.

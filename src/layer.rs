@@ -19,6 +19,7 @@ use tower_service::Service;
 
 use crate::error::AuthError;
 use crate::gate::{Pending, Step, TokenGate};
+use crate::guard::GateContext;
 use crate::principal::Principal;
 
 /// A [`Layer`] that authenticates requests with a [`TokenGate`].
@@ -56,12 +57,24 @@ use crate::principal::Principal;
 #[derive(Clone, Debug)]
 pub struct TokenGateLayer {
     gate: TokenGate,
+    optional: bool,
 }
 
 impl TokenGateLayer {
     /// A layer for `gate` (the same as [`TokenGate::layer`]).
     pub fn new(gate: TokenGate) -> Self {
-        TokenGateLayer { gate }
+        TokenGateLayer {
+            gate,
+            optional: false,
+        }
+    }
+
+    /// Lets requests without any token through, with no [`Principal`] in
+    /// their extensions (the same as [`TokenGate::optional_layer`]). A token
+    /// that is present is still verified, and refused if bad (RFC 6750 §3.1).
+    pub fn optional(mut self) -> Self {
+        self.optional = true;
+        self
     }
 }
 
@@ -72,6 +85,7 @@ impl<S> Layer<S> for TokenGateLayer {
         TokenGateService {
             inner,
             gate: self.gate.clone(),
+            optional: self.optional,
         }
     }
 }
@@ -92,12 +106,17 @@ impl<S> Layer<S> for TokenGateLayer {
 pub struct TokenGateService<S> {
     inner: S,
     gate: TokenGate,
+    optional: bool,
 }
 
 impl<S> TokenGateService<S> {
     /// Wraps `inner`.
     pub fn new(inner: S, gate: TokenGate) -> Self {
-        TokenGateService { inner, gate }
+        TokenGateService {
+            inner,
+            gate,
+            optional: false,
+        }
     }
 
     /// The inner service.
@@ -153,8 +172,12 @@ where
         };
         match step {
             Step::Done(Ok(principal)) => {
-                req.extensions_mut().insert(principal);
+                attach(&mut req, principal, &self.gate);
                 // `self.inner` is the service `poll_ready` readied: call it.
+                ResponseFuture::call(self.inner.call(req))
+            }
+            Step::Done(Err(AuthError::MissingToken)) if self.optional => {
+                req.extensions_mut().insert(GateContext(self.gate.clone()));
                 ResponseFuture::call(self.inner.call(req))
             }
             Step::Done(Err(e)) => ResponseFuture::reject(reject(&self.gate, &e, grpc)),
@@ -193,6 +216,14 @@ impl<S> TokenGateService<S> {
             },
         }
     }
+}
+
+/// Puts the principal, and the gate for guards to answer with, in the
+/// request extensions.
+fn attach<B>(req: &mut Request<B>, principal: Principal, gate: &TokenGate) {
+    let extensions = req.extensions_mut();
+    extensions.insert(principal);
+    extensions.insert(GateContext(gate.clone()));
 }
 
 fn reject<B: Default>(gate: &TokenGate, err: &AuthError, grpc: bool) -> Response<B> {
@@ -267,7 +298,7 @@ where
                         .expect("ResponseFuture polled after completion");
                     match result {
                         Ok(principal) => {
-                            req.extensions_mut().insert(principal);
+                            attach(&mut req, principal, gate);
                             let fut = inner.call(req);
                             state.set(State::Call { fut });
                         }

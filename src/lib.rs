@@ -80,6 +80,7 @@ mod discovery;
 mod error;
 mod fetch;
 mod gate;
+mod guard;
 mod introspection;
 mod jwks;
 mod jwt;
@@ -89,14 +90,43 @@ mod principal;
 mod scope;
 mod token_cache;
 
+#[cfg(feature = "axum")]
+pub mod axum;
 #[cfg(feature = "testing")]
 pub mod testing;
+#[cfg(feature = "tonic")]
+pub mod tonic;
+
+/// `#[require_scopes("a", "b")]` / `#[require_scopes(any("a", "b"))]` on an
+/// axum handler: the handler runs only for principals with those scopes;
+/// others get 403 `insufficient_scope` (401 without a token). Scope strings
+/// are checked at compile time.
+///
+/// ```
+/// use tokengate::{Principal, require_scopes};
+///
+/// #[require_scopes("items:write", "admin")]
+/// async fn delete_item(principal: Principal) -> String {
+///     format!("deleted by {}", principal.subject().unwrap_or("-"))
+/// }
+///
+/// #[require_scopes(any("items:read", "audit:read"))]
+/// async fn list_items() -> &'static str {
+///     "items"
+/// }
+/// # let _ = axum::routing::get(delete_item).post(list_items);
+/// ```
+#[cfg(feature = "macros")]
+pub use tokengate_macros::require_scopes;
 
 pub use builder::{BuildError, TokenGateBuilder};
 pub use discovery::{AuthorizationServerMetadata, DiscoveryError};
 pub use error::{AuthError, ErrorDetail, InvalidRequest, InvalidToken, Unavailable};
 pub use fetch::FetchError;
 pub use gate::TokenGate;
+pub use guard::{
+    GuardFuture, RequireScopes, RequireScopesService, RequiredScopes, ScopeRequirement,
+};
 pub use introspection::{ClientAuth, IntrospectionMode};
 pub use jsonwebtoken::jwk::{Jwk, JwkSet};
 pub use jwks::JwksHealth;

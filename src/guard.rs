@@ -1,0 +1,448 @@
+//! Scope guards: what a route requires of the [`Principal`] the gate put in
+//! the request extensions, checked in one function ([`ScopeRequirement::check`])
+//! that the route layer, the axum extractors, `#[require_scopes]` and the
+//! tonic helpers all call. Failures answer through the gate's one error
+//! mapping: 403 `insufficient_scope` with the `scope` attribute (RFC 6750
+//! §3.1), or 401 when no principal is there at all.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, LazyLock};
+use std::task::{Context, Poll};
+
+use http::{Extensions, Request, Response};
+use pin_project_lite::pin_project;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::error::{AuthError, ErrorDetail, Responder};
+use crate::gate::TokenGate;
+use crate::layer::is_grpc;
+use crate::principal::Principal;
+use crate::scope::{InvalidScope, Scopes, is_scope_token};
+
+/// Scopes a resource requires: all of a list, or any one of it.
+///
+/// ```
+/// use tokengate::{ScopeRequirement, Scopes};
+///
+/// let write = ScopeRequirement::all(["items:write", "admin"]);
+/// assert!(write.is_satisfied_by(&Scopes::parse("admin items:write").unwrap()));
+/// assert!(!write.is_satisfied_by(&Scopes::parse("items:write").unwrap()));
+///
+/// let read = ScopeRequirement::any(["items:read", "admin"]);
+/// assert!(read.is_satisfied_by(&Scopes::parse("admin").unwrap()));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScopeRequirement {
+    any: bool,
+    scopes: Arc<[Box<str>]>,
+}
+
+impl ScopeRequirement {
+    /// Every one of `scopes` is required.
+    ///
+    /// # Panics
+    /// If a scope is not RFC 6749 §3.3 syntax or the list is empty: a
+    /// programming error, caught when the router is built. See
+    /// [`try_all`](Self::try_all) for a fallible version.
+    pub fn all<I, T>(scopes: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        Self::try_all(scopes).unwrap_or_else(|e| panic!("RequireScopes: {e}"))
+    }
+
+    /// At least one of `scopes` is required.
+    ///
+    /// # Panics
+    /// As [`all`](Self::all).
+    pub fn any<I, T>(scopes: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        Self::try_any(scopes).unwrap_or_else(|e| panic!("RequireScopes: {e}"))
+    }
+
+    /// [`all`](Self::all), refusing malformed scopes with an error.
+    ///
+    /// ```
+    /// assert!(tokengate::ScopeRequirement::try_all(["two words"]).is_err());
+    /// ```
+    pub fn try_all<I, T>(scopes: I) -> Result<Self, InvalidScope>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        Self::new(false, scopes)
+    }
+
+    /// [`any`](Self::any), refusing malformed scopes with an error.
+    ///
+    /// ```
+    /// assert!(tokengate::ScopeRequirement::try_any(Vec::<String>::new()).is_err());
+    /// ```
+    pub fn try_any<I, T>(scopes: I) -> Result<Self, InvalidScope>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        Self::new(true, scopes)
+    }
+
+    fn new<I, T>(any: bool, scopes: I) -> Result<Self, InvalidScope>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        let scopes: Vec<Box<str>> = scopes
+            .into_iter()
+            .map(|s| s.into().into_boxed_str())
+            .collect();
+        if scopes.is_empty() || !scopes.iter().all(|s| is_scope_token(s)) {
+            return Err(InvalidScope);
+        }
+        Ok(ScopeRequirement {
+            any,
+            scopes: scopes.into(),
+        })
+    }
+
+    /// The requirement a [`RequiredScopes`] type declares.
+    pub fn of<R: RequiredScopes>() -> Self {
+        if R::ANY {
+            Self::any(R::SCOPES.iter().copied())
+        } else {
+            Self::all(R::SCOPES.iter().copied())
+        }
+    }
+
+    /// Whether granted `scopes` meet the requirement.
+    pub fn is_satisfied_by(&self, scopes: &Scopes) -> bool {
+        satisfied(scopes, &self.scopes, self.any)
+    }
+
+    /// The principal the gate left in `extensions`, if it meets the
+    /// requirement; otherwise the error to answer with (403, or 401 when
+    /// there is no principal).
+    ///
+    /// ```
+    /// let requirement = tokengate::ScopeRequirement::all(["items:read"]);
+    /// let err = requirement.check(&http::Extensions::new()).unwrap_err();
+    /// assert_eq!(err, tokengate::AuthError::MissingToken);
+    /// ```
+    pub fn check<'e>(&self, extensions: &'e Extensions) -> Result<&'e Principal, AuthError> {
+        check_scopes(extensions, &self.scopes, self.any)
+    }
+}
+
+fn satisfied<T: AsRef<str>>(granted: &Scopes, required: &[T], any: bool) -> bool {
+    if any {
+        granted.contains_any(required)
+    } else {
+        granted.contains_all(required)
+    }
+}
+
+/// The one scope check every guard uses: the principal the gate left in
+/// `extensions`, if it has `required` (all of them, or one when `any`).
+///
+/// No principal means the gate did not run for this request (the layer is
+/// missing or applied inside the guard): that is answered 401 and logged as
+/// the configuration error it is.
+pub(crate) fn check_scopes<'e, T: AsRef<str>>(
+    extensions: &'e Extensions,
+    required: &[T],
+    any: bool,
+) -> Result<&'e Principal, AuthError> {
+    let Some(principal) = extensions.get::<Principal>() else {
+        return Err(missing_principal(extensions));
+    };
+    if satisfied(principal.scopes(), required, any) {
+        Ok(principal)
+    } else {
+        let listed: Vec<&str> = required.iter().map(AsRef::as_ref).collect();
+        Err(AuthError::InsufficientScope {
+            required: listed.join(" "),
+        })
+    }
+}
+
+/// The error for a guarded request that carries no principal.
+pub(crate) fn missing_principal(extensions: &Extensions) -> AuthError {
+    if extensions.get::<GateContext>().is_none() {
+        tracing::error!(
+            target: "tokengate",
+            "a scope guard found no Principal: apply the TokenGate layer outside (after, in axum's \
+             .layer order) every RequireScopes layer and extractor, or the route is unprotected"
+        );
+    }
+    // With the gate present, no principal means an optional layer let an
+    // anonymous request through: a plain 401 challenge.
+    AuthError::MissingToken
+}
+
+/// A type that names the scopes a handler needs, for the typed extractors
+/// and `#[require_scopes]`. Declare one with [`scope_set!`](crate::scope_set).
+///
+/// ```
+/// tokengate::scope_set! {
+///     /// Writing items.
+///     pub struct ItemsWrite = "items:write";
+/// }
+/// use tokengate::RequiredScopes;
+/// assert_eq!(ItemsWrite::SCOPES, ["items:write"]);
+/// assert!(!ItemsWrite::ANY);
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` does not declare required scopes",
+    label = "declare it with `tokengate::scope_set!`",
+    note = "e.g. `tokengate::scope_set! {{ pub struct ItemsWrite = \"items:write\"; }}`"
+)]
+pub trait RequiredScopes {
+    /// The scopes.
+    const SCOPES: &'static [&'static str];
+    /// Whether one of them suffices (otherwise all are needed).
+    const ANY: bool;
+}
+
+/// Declares scope sets as types, checked at compile time: a malformed scope
+/// string is a compile error.
+///
+/// ```
+/// tokengate::scope_set! {
+///     /// Read access.
+///     pub struct ItemsRead = "items:read";
+///     /// Deleting needs both.
+///     pub struct ItemsDelete = all("items:write", "admin");
+///     /// Either will do.
+///     pub struct AnyReader = any("items:read", "audit:read");
+/// }
+/// use tokengate::RequiredScopes;
+/// assert_eq!(ItemsDelete::SCOPES, ["items:write", "admin"]);
+/// assert!(AnyReader::ANY);
+/// ```
+///
+/// ```compile_fail
+/// tokengate::scope_set! { pub struct Bad = "two words"; }
+/// ```
+#[macro_export]
+macro_rules! scope_set {
+    () => {};
+    ($(#[$meta:meta])* $vis:vis struct $name:ident = all($($scope:literal),+ $(,)?); $($rest:tt)*) => {
+        $crate::scope_set!(@define $(#[$meta])* $vis $name, false, $($scope),+);
+        $crate::scope_set!($($rest)*);
+    };
+    ($(#[$meta:meta])* $vis:vis struct $name:ident = any($($scope:literal),+ $(,)?); $($rest:tt)*) => {
+        $crate::scope_set!(@define $(#[$meta])* $vis $name, true, $($scope),+);
+        $crate::scope_set!($($rest)*);
+    };
+    ($(#[$meta:meta])* $vis:vis struct $name:ident = $($scope:literal),+; $($rest:tt)*) => {
+        $crate::scope_set!(@define $(#[$meta])* $vis $name, false, $($scope),+);
+        $crate::scope_set!($($rest)*);
+    };
+    (@define $(#[$meta:meta])* $vis:vis $name:ident, $any:expr, $($scope:literal),+) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, Default)]
+        $vis struct $name;
+        impl $crate::RequiredScopes for $name {
+            const SCOPES: &'static [&'static str] = &[$($scope),+];
+            const ANY: bool = $any;
+        }
+        const _: () = {
+            $( assert!($crate::is_scope_token($scope), concat!("not an RFC 6749 scope: ", $scope)); )+
+        };
+    };
+}
+
+/// What the gate leaves in the extensions besides the principal, so guards
+/// answer with the same realm and detail as the gate itself.
+#[derive(Clone)]
+pub(crate) struct GateContext(pub(crate) TokenGate);
+
+static FALLBACK: LazyLock<Responder> =
+    LazyLock::new(|| Responder::new("api", ErrorDetail::Describe, 5));
+
+/// The answer to `err` for a request with these extensions: the gate's own
+/// mapping when the gate ran, a default one otherwise.
+pub(crate) fn respond<B: Default>(
+    extensions: &Extensions,
+    err: &AuthError,
+    grpc: bool,
+) -> Response<B> {
+    responder(extensions.get::<GateContext>()).response(err, grpc)
+}
+
+/// The responder of the gate that ran, or a default one.
+pub(crate) fn responder(context: Option<&GateContext>) -> &Responder {
+    match context {
+        Some(GateContext(gate)) => &gate.inner.responder,
+        None => &FALLBACK,
+    }
+}
+
+/// A layer that lets a request through only if its principal has the
+/// required scopes. Place it inside the [`TokenGate`] layer (in axum:
+/// `route_layer(RequireScopes::…)` on the route, `layer(gate.layer())` on
+/// the router).
+///
+/// ```
+/// use axum::{Router, routing::{get, post}};
+/// use tokengate::RequireScopes;
+/// # async fn demo(gate: tokengate::TokenGate) {
+/// let app: Router = Router::new()
+///     .route("/items", get(|| async { "list" }).route_layer(RequireScopes::any(["items:read", "admin"])))
+///     .route("/items/new", post(|| async { "created" }).route_layer(RequireScopes::all(["items:write"])))
+///     .layer(gate.layer());
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct RequireScopes {
+    requirement: ScopeRequirement,
+}
+
+impl RequireScopes {
+    /// Requires every one of `scopes` (see [`ScopeRequirement::all`]).
+    pub fn all<I, T>(scopes: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        RequireScopes {
+            requirement: ScopeRequirement::all(scopes),
+        }
+    }
+
+    /// Requires one of `scopes` (see [`ScopeRequirement::any`]).
+    pub fn any<I, T>(scopes: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        RequireScopes {
+            requirement: ScopeRequirement::any(scopes),
+        }
+    }
+
+    /// Requires what a [`RequiredScopes`] type declares.
+    pub fn of<R: RequiredScopes>() -> Self {
+        RequireScopes {
+            requirement: ScopeRequirement::of::<R>(),
+        }
+    }
+}
+
+impl From<ScopeRequirement> for RequireScopes {
+    fn from(requirement: ScopeRequirement) -> Self {
+        RequireScopes { requirement }
+    }
+}
+
+impl<S> Layer<S> for RequireScopes {
+    type Service = RequireScopesService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RequireScopesService {
+            inner,
+            requirement: self.requirement.clone(),
+        }
+    }
+}
+
+/// The service made by [`RequireScopes`].
+///
+/// ```
+/// # fn demo<S>(inner: S) {
+/// use tower_layer::Layer;
+/// let guarded = tokengate::RequireScopes::all(["items:read"]).layer(inner);
+/// assert_eq!(guarded.requirement(), &tokengate::ScopeRequirement::all(["items:read"]));
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct RequireScopesService<S> {
+    inner: S,
+    requirement: ScopeRequirement,
+}
+
+impl<S> RequireScopesService<S> {
+    /// What this guard requires.
+    pub fn requirement(&self) -> &ScopeRequirement {
+        &self.requirement
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RequireScopesService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: Default,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = GuardFuture<S::Future, ResBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        match self.requirement.check(req.extensions()) {
+            Ok(_) => GuardFuture {
+                state: GuardState::Call {
+                    fut: self.inner.call(req),
+                },
+            },
+            Err(err) => {
+                tracing::debug!(target: "tokengate", reason = %err, "request rejected by scope guard");
+                GuardFuture {
+                    state: GuardState::Reject {
+                        response: Some(respond(req.extensions(), &err, is_grpc(req.headers()))),
+                    },
+                }
+            }
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`RequireScopesService`].
+    pub struct GuardFuture<F, B> {
+        #[pin]
+        state: GuardState<F, B>,
+    }
+}
+
+pin_project! {
+    #[project = GuardProj]
+    enum GuardState<F, B> {
+        Call { #[pin] fut: F },
+        Reject { response: Option<Response<B>> },
+    }
+}
+
+impl<F, B, E> Future for GuardFuture<F, B>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<B>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            GuardProj::Call { fut } => fut.poll(cx),
+            GuardProj::Reject { response } => Poll::Ready(Ok(response
+                .take()
+                .expect("GuardFuture polled after completion"))),
+        }
+    }
+}

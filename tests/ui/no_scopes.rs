@@ -1,0 +1,4 @@
+#[tokengate::require_scopes()]
+async fn handler() {}
+
+fn main() {}

@@ -1,0 +1,5 @@
+tokengate::scope_set! {
+    pub struct Bad = "tab\there";
+}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[tokengate::require_scopes("items write")]
+async fn handler() {}
+
+fn main() {}
