@@ -135,7 +135,7 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for Principal {
 /// async fn handler(Claims(t): Claims<Tenant>) -> String {
 ///     t.tenant
 /// }
-/// # let _ = axum::routing::get(handler);
+/// # let _: axum::Router = axum::Router::new().route("/", axum::routing::get(handler));
 /// ```
 #[derive(Debug, Clone)]
 pub struct Claims<T>(pub T);
@@ -169,7 +169,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Claims<T> {
 /// async fn delete(scoped: tokengate::axum::Scoped<ItemsDelete>) -> String {
 ///     format!("deleted by {}", scoped.subject().unwrap_or("-"))
 /// }
-/// # let _ = axum::routing::delete(delete);
+/// # let _: axum::Router = axum::Router::new().route("/", axum::routing::delete(delete));
 /// ```
 pub struct Scoped<R>(pub Principal, pub PhantomData<R>);
 

@@ -176,13 +176,14 @@ pub struct TokenGateBuilder {
     require_keys: bool,
     token_cache_capacity: u64,
     introspection: Option<(String, SecretString)>,
-    introspection_auth: ClientAuth,
+    introspection_auth: Option<ClientAuth>,
     introspection_endpoint: Option<String>,
     introspection_mode: IntrospectionMode,
     introspection_cache_ttl: Duration,
     introspection_inactive_ttl: Duration,
     introspection_cache_capacity: u64,
     introspection_concurrency: usize,
+    introspection_require_audience: bool,
 }
 
 /// A client secret, kept out of `Debug` output.
@@ -225,13 +226,14 @@ impl Default for TokenGateBuilder {
             require_keys: true,
             token_cache_capacity: 10_000,
             introspection: None,
-            introspection_auth: ClientAuth::SecretBasic,
+            introspection_auth: None,
             introspection_endpoint: None,
             introspection_mode: IntrospectionMode::OpaqueOnly,
             introspection_cache_ttl: Duration::from_secs(120),
             introspection_inactive_ttl: Duration::from_secs(10),
             introspection_cache_capacity: 100_000,
             introspection_concurrency: 64,
+            introspection_require_audience: false,
         }
     }
 }
@@ -448,10 +450,12 @@ impl TokenGateBuilder {
         self
     }
 
-    /// How to authenticate at the introspection endpoint. Default
-    /// [`ClientAuth::SecretBasic`].
+    /// How to authenticate at the introspection endpoint. Default:
+    /// [`ClientAuth::SecretBasic`], unless the server's metadata lists
+    /// `introspection_endpoint_auth_methods_supported` without it and with
+    /// `client_secret_post`.
     pub fn introspection_auth(mut self, auth: ClientAuth) -> Self {
-        self.introspection_auth = auth;
+        self.introspection_auth = Some(auth);
         self
     }
 
@@ -498,6 +502,16 @@ impl TokenGateBuilder {
         self
     }
 
+    /// Refuses active introspection answers that carry no `aud`. RFC 7662
+    /// makes `aud` optional, so by default it is checked only when present
+    /// (servers that restrict introspection to the token's audience omit
+    /// it); turn this on when your authorization server always sends it.
+    /// Default off.
+    pub fn introspection_require_audience(mut self, require: bool) -> Self {
+        self.introspection_require_audience = require;
+        self
+    }
+
     /// Resolves the configuration: checks it, runs discovery, loads the keys,
     /// and starts the background key refresh (which ends when the last clone
     /// of the gate is dropped). Must run inside a tokio runtime.
@@ -507,15 +521,24 @@ impl TokenGateBuilder {
         if self.audiences.is_empty() && !self.any_audience {
             return Err(BuildError::MissingAudience);
         }
+        if self.audiences.iter().any(String::is_empty) {
+            return Err(BuildError::InvalidConfig("an audience is empty"));
+        }
         if self.max_token_len == 0 {
             return Err(BuildError::InvalidConfig(
                 "max_token_length must be positive",
             ));
         }
         let (min_ttl, max_ttl) = self.jwks_ttl_bounds;
-        if self.jwks_ttl.is_zero() || min_ttl > max_ttl {
+        let second = Duration::from_secs(1);
+        if self.jwks_ttl < second || min_ttl < second || min_ttl > max_ttl {
             return Err(BuildError::InvalidConfig(
-                "jwks_ttl must be positive and its bounds ordered",
+                "jwks_ttl and its lower bound must be at least 1 s, and the bounds ordered",
+            ));
+        }
+        if self.unknown_kid_fetches > 0 && self.unknown_kid_window.is_zero() {
+            return Err(BuildError::InvalidConfig(
+                "unknown_kid_refresh needs a non-zero window (use 0 fetches to turn it off)",
             ));
         }
         let realm = self
@@ -535,12 +558,29 @@ impl TokenGateBuilder {
                 .unwrap_or_else(|| AlgorithmSet::ASYMMETRIC.iter().collect()),
         );
         for s in &self.secrets {
-            if !matches!(
-                s.alg,
-                Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512
-            ) {
+            // RFC 7518 §3.2: a key at least as long as the hash output.
+            let min = match s.alg {
+                Algorithm::HS256 => 32,
+                Algorithm::HS384 => 48,
+                Algorithm::HS512 => 64,
+                _ => {
+                    return Err(BuildError::InvalidConfig(
+                        "hmac_secret needs an HS256, HS384 or HS512 algorithm",
+                    ));
+                }
+            };
+            if s.secret.len() < min {
                 return Err(BuildError::InvalidConfig(
-                    "hmac_secret needs an HS256, HS384 or HS512 algorithm",
+                    "hmac_secret is shorter than its hash output (32/48/64 bytes for HS256/384/512, RFC 7518 §3.2)",
+                ));
+            }
+            if self
+                .algorithms
+                .as_ref()
+                .is_some_and(|algs| !algs.contains(&s.alg))
+            {
+                return Err(BuildError::InvalidConfig(
+                    "hmac_secret's algorithm is not in the configured algorithms",
                 ));
             }
             if self.algorithms.is_none() {
@@ -570,7 +610,9 @@ impl TokenGateBuilder {
             ttl: self.jwks_ttl,
             min_ttl,
             max_ttl,
-            max_stale: self.jwks_max_stale.unwrap_or(self.jwks_ttl * 10),
+            max_stale: self
+                .jwks_max_stale
+                .unwrap_or_else(|| self.jwks_ttl.saturating_mul(10)),
             unknown_kid_fetches: self.unknown_kid_fetches,
             unknown_kid_window: self.unknown_kid_window,
             retry_min: Duration::from_secs(5).min(self.jwks_ttl),
@@ -657,7 +699,10 @@ impl TokenGateBuilder {
                     Credentials {
                         client_id: client_id.clone(),
                         secret: secret.0.clone(),
-                        auth: self.introspection_auth.clone(),
+                        auth: self
+                            .introspection_auth
+                            .clone()
+                            .unwrap_or_else(|| default_client_auth(metadata.as_ref())),
                     },
                     issuer.clone(),
                     self.introspection_mode,
@@ -667,6 +712,7 @@ impl TokenGateBuilder {
                         capacity: self.introspection_cache_capacity,
                         concurrency: self.introspection_concurrency,
                         queue_timeout: self.timeout,
+                        require_audience: self.introspection_require_audience,
                     },
                 ))
             }
@@ -682,6 +728,7 @@ impl TokenGateBuilder {
             },
             leeway_secs: self.leeway.as_secs(),
             strict_rfc9068: self.strict_rfc9068,
+            algorithms: allowed,
         };
         let bearer = BearerPolicy {
             max_token_len: self.max_token_len,
@@ -707,6 +754,16 @@ impl TokenGateBuilder {
             what,
             url: url.to_owned(),
         })?;
+        // RFC 8414 §2: no query or fragment in an issuer; and credentials in
+        // a URL would end up in logs.
+        let issuer_extras =
+            what == "issuer" && (parsed.query().is_some() || parsed.fragment().is_some());
+        if issuer_extras || !parsed.username().is_empty() || parsed.password().is_some() {
+            return Err(BuildError::InvalidUrl {
+                what,
+                url: url.to_owned(),
+            });
+        }
         match parsed.scheme() {
             "https" => Ok(parsed),
             "http" if self.insecure_http || is_loopback(&parsed) => Ok(parsed),
@@ -719,6 +776,21 @@ impl TokenGateBuilder {
                 url: url.to_owned(),
             }),
         }
+    }
+}
+
+/// `client_secret_basic` (RFC 6749 §2.3.1 says servers MUST support it),
+/// unless the metadata lists methods without it but with `client_secret_post`.
+fn default_client_auth(metadata: Option<&discovery::AuthorizationServerMetadata>) -> ClientAuth {
+    let methods = metadata.and_then(|m| m.introspection_endpoint_auth_methods_supported.as_deref());
+    match methods {
+        Some(m)
+            if !m.iter().any(|x| x == "client_secret_basic")
+                && m.iter().any(|x| x == "client_secret_post") =>
+        {
+            ClientAuth::SecretPost
+        }
+        _ => ClientAuth::SecretBasic,
     }
 }
 

@@ -316,7 +316,9 @@ impl Responder {
 
     /// The headers of the answer to `err`.
     pub(crate) fn headers(&self, err: &AuthError, grpc: bool) -> HeaderMap {
-        let mut headers = HeaderMap::with_capacity(4);
+        let mut headers = HeaderMap::with_capacity(6);
+        // A rejection is about this request's credentials: never cache it.
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if let Some(challenge) = self.challenge(err) {
             headers.insert(header::WWW_AUTHENTICATE, challenge);
         }

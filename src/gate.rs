@@ -237,7 +237,7 @@ impl Gate {
         {
             return Step::Done(Ok(principal));
         }
-        let jws = match jwt::parse(token, self.rules.strict_rfc9068) {
+        let jws = match jwt::parse(token, &self.rules) {
             Ok(jws) => jws,
             Err(e) => return Step::Done(Err(AuthError::InvalidToken(e))),
         };
@@ -248,18 +248,33 @@ impl Gate {
             return needs_keys;
         }
         match snapshot.keys.lookup(jws.kid.as_deref(), jws.alg) {
-            Lookup::Found(key) => {
-                let verified = jws
-                    .verify(key, &self.rules, now)
-                    .map_err(AuthError::InvalidToken);
-                if let (Ok(principal), Some((cache, hash))) = (&verified, cached) {
-                    cache.insert(hash, principal, key);
+            Lookup::Found(candidates) => {
+                // Usually one key; more only for a token without `kid` during
+                // a rotation, or a reused `kid`. A claims failure is final:
+                // the signature matched.
+                let mut verified = Err(InvalidToken::BadSignature);
+                for key in candidates.iter() {
+                    verified = jws.verify(key, &self.rules, now).map(|p| (p, key));
+                    if !matches!(verified, Err(InvalidToken::BadSignature)) {
+                        break;
+                    }
                 }
-                Step::Done(verified)
+                Step::Done(match verified {
+                    Ok((principal, key)) => {
+                        if let Some((cache, hash)) = cached {
+                            cache.insert(hash, &principal, key);
+                        }
+                        Ok(principal)
+                    }
+                    Err(e) => Err(AuthError::InvalidToken(e)),
+                })
             }
             Lookup::AlgorithmMismatch => Step::Done(Err(AuthError::InvalidToken(
                 InvalidToken::AlgorithmMismatch,
             ))),
+            Lookup::NoCandidate => {
+                Step::Done(Err(AuthError::InvalidToken(InvalidToken::UnknownKey)))
+            }
             Lookup::UnknownKid if self.jwks.is_remote() => needs_keys,
             Lookup::UnknownKid => {
                 Step::Done(Err(AuthError::InvalidToken(InvalidToken::UnknownKey)))

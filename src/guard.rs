@@ -407,7 +407,7 @@ where
                 tracing::debug!(target: "tokengate", reason = %err, "request rejected by scope guard");
                 GuardFuture {
                     state: GuardState::Reject {
-                        response: Some(respond(req.extensions(), &err, is_grpc(req.headers()))),
+                        response: Some(respond(req.extensions(), &err, is_grpc(&req))),
                     },
                 }
             }

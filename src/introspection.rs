@@ -130,6 +130,8 @@ pub(crate) struct IntrospectionLimits {
     pub(crate) concurrency: usize,
     /// How long a request may wait for a free upstream slot.
     pub(crate) queue_timeout: Duration,
+    /// Refuse active answers without `aud`.
+    pub(crate) require_audience: bool,
 }
 
 #[derive(Clone)]
@@ -156,6 +158,43 @@ impl moka::Expiry<TokenHash, Entry> for Lifetime {
 }
 
 type Flight = Arc<OnceCell<Result<Answer, Unavailable>>>;
+
+/// A request's share in the one upstream call for a token. The map entry
+/// leaves with the last share, whether the call completed or every waiting
+/// request was dropped (a client hanging up), so the map holds only calls
+/// someone still waits for.
+struct FlightGuard<'a> {
+    map: &'a Mutex<HashMap<TokenHash, Flight>>,
+    hash: TokenHash,
+    cell: Flight,
+}
+
+impl<'a> FlightGuard<'a> {
+    fn join(map: &'a Mutex<HashMap<TokenHash, Flight>>, hash: TokenHash) -> Self {
+        let cell = map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(hash)
+            .or_default()
+            .clone();
+        FlightGuard { map, hash, cell }
+    }
+}
+
+impl Drop for FlightGuard<'_> {
+    fn drop(&mut self) {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        // Shares are only handed out under this lock, so the count is exact:
+        // the map's own reference plus ours means nobody else waits.
+        if map
+            .get(&self.hash)
+            .is_some_and(|f| Arc::ptr_eq(f, &self.cell))
+            && Arc::strong_count(&self.cell) <= 2
+        {
+            map.remove(&self.hash);
+        }
+    }
+}
 
 pub(crate) struct Introspector {
     endpoint: Url,
@@ -221,6 +260,12 @@ impl Introspector {
         Some(settle(entry.answer, rules, now))
     }
 
+    /// Calls waited for right now (for tests).
+    #[cfg(test)]
+    fn in_flight_len(&self) -> usize {
+        self.in_flight.lock().map_or(0, |m| m.len())
+    }
+
     /// Asks the authorization server (once per token at a time).
     pub(crate) async fn introspect(
         &self,
@@ -228,14 +273,9 @@ impl Introspector {
         hash: TokenHash,
         rules: &ClaimRules,
     ) -> Result<Principal, AuthError> {
-        let flight: Flight = self
-            .in_flight
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(hash)
-            .or_default()
-            .clone();
+        let flight = FlightGuard::join(&self.in_flight, hash);
         let outcome = flight
+            .cell
             .get_or_init(|| async {
                 if let Some(entry) = self.cache.get(&hash) {
                     return Ok(entry.answer);
@@ -246,15 +286,7 @@ impl Introspector {
             })
             .await
             .clone();
-        {
-            let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
-            if in_flight
-                .get(&hash)
-                .is_some_and(|f| Arc::ptr_eq(f, &flight))
-            {
-                in_flight.remove(&hash);
-            }
-        }
+        drop(flight);
         match outcome {
             Ok(answer) => settle(answer, rules, jwt::now_secs()),
             Err(reason) => Err(AuthError::Unavailable(reason)),
@@ -304,7 +336,8 @@ impl Introspector {
             .map_err(|e| self.failed(&e))?;
         let body: Map<String, Value> = serde_json::from_slice(&fetched.body)
             .map_err(|e| self.failed(&FetchError::Malformed(format!("not a JSON object: {e}"))))?;
-        let answer = read_answer(body, rules, jwt::now_secs()).map_err(|e| self.failed(&e))?;
+        let answer = read_answer(body, rules, jwt::now_secs(), self.limits.require_audience)
+            .map_err(|e| self.failed(&e))?;
         tracing::debug!(
             target: "tokengate::introspection",
             active = matches!(answer, Answer::Active { .. }),
@@ -379,6 +412,7 @@ fn read_answer(
     body: Map<String, Value>,
     rules: &ClaimRules,
     now: u64,
+    require_audience: bool,
 ) -> Result<Answer, FetchError> {
     match body.get("active") {
         Some(Value::Bool(true)) => {}
@@ -386,24 +420,40 @@ fn read_answer(
         Some(_) => return Err(FetchError::Malformed("\"active\" is not a boolean".into())),
         None => return Err(FetchError::Malformed("\"active\" is missing".into())),
     }
-    Ok(match check_active(body, rules, now) {
+    Ok(match check_active(body, rules, now, require_audience) {
         Ok(answer) => answer,
         Err(reason) => Answer::Inactive(reason),
     })
 }
 
+/// An active answer is still checked: RFC 7662 makes these fields optional,
+/// so each is checked when present (`aud` also when required by option).
 fn check_active(
     body: Map<String, Value>,
     rules: &ClaimRules,
     now: u64,
+    require_audience: bool,
 ) -> Result<Answer, InvalidToken> {
     jwt::validate_times(&body, false, rules.leeway_secs, now)?;
     jwt::validate_issuer(&body, &rules.issuer, false)?;
-    jwt::validate_audience(&body, &rules.audiences, false)?;
+    jwt::validate_audience(&body, &rules.audiences, require_audience)?;
     match body.get("token_type") {
         None | Some(Value::Null) => {}
         Some(Value::String(t)) if is_access_token_type(t) => {}
+        // A DPoP-bound token (RFC 9449 §6.2) needs its proof checked.
+        Some(Value::String(t)) if t.eq_ignore_ascii_case("dpop") => {
+            return Err(InvalidToken::SenderConstrained);
+        }
         Some(_) => return Err(InvalidToken::NotAnAccessToken),
+    }
+    // Servers that say what a token is in their own words: Cognito and Hydra
+    // (`token_use`), Keycloak (`typ`). A refresh or ID token is never an
+    // access token, whatever `active` says.
+    let not_access = |name: &str, access: &[&str]| matches!(body.get(name), Some(Value::String(v)) if !access.iter().any(|a| v.eq_ignore_ascii_case(a)));
+    if not_access("token_use", &["access", "access_token"])
+        || not_access("typ", &["Bearer", "at+jwt", "JWT"])
+    {
+        return Err(InvalidToken::NotAnAccessToken);
     }
     jwt::reject_sender_constrained(&body)?;
     let principal = Principal::from_claims(body, TokenSource::Introspection)?;
@@ -443,14 +493,40 @@ mod tests {
             audiences: vec!["api".into()],
             leeway_secs: 60,
             strict_rfc9068: false,
+            algorithms: crate::keys::AlgorithmSet::ASYMMETRIC,
         }
     }
 
     fn read(v: Value) -> Result<Result<Principal, InvalidToken>, FetchError> {
-        read_answer(v.as_object().unwrap().clone(), &rules(), 1000).map(|a| match a {
+        read_answer(v.as_object().unwrap().clone(), &rules(), 1000, false).map(|a| match a {
             Answer::Active { principal, .. } => Ok(principal),
             Answer::Inactive(r) => Err(r),
         })
+    }
+
+    #[tokio::test]
+    async fn abandoned_requests_leave_no_flight_behind() {
+        use crate::testing::{
+            Endpoint, Fault, INTROSPECTION_CLIENT_ID, INTROSPECTION_CLIENT_SECRET, TestIssuer,
+        };
+        let issuer = TestIssuer::start().await.unwrap();
+        issuer.set_fault(
+            Endpoint::Introspection,
+            Some(Fault::Slow(Duration::from_secs(5))),
+        );
+        let gate = crate::TokenGate::builder()
+            .issuer(issuer.issuer())
+            .audience(issuer.audience())
+            .introspection_credentials(INTROSPECTION_CLIENT_ID, INTROSPECTION_CLIENT_SECRET)
+            .build()
+            .await
+            .unwrap();
+        let introspector = gate.inner.introspector.as_ref().unwrap();
+        for i in 0..50 {
+            let token = format!("abandoned-{i}");
+            let _ = tokio::time::timeout(Duration::from_millis(10), gate.verify(&token)).await;
+        }
+        assert_eq!(introspector.in_flight_len(), 0);
     }
 
     #[test]
@@ -494,12 +570,24 @@ mod tests {
                 InvalidToken::NotAnAccessToken,
             ),
             (
-                json!({"active": true, "scope": ["a"]}),
+                json!({"active": true, "scope": [1]}),
                 InvalidToken::MalformedClaim,
             ),
             (
                 json!({"active": true, "cnf": {"jkt": "x"}}),
                 InvalidToken::SenderConstrained,
+            ),
+            (
+                json!({"active": true, "token_type": "DPoP"}),
+                InvalidToken::SenderConstrained,
+            ),
+            (
+                json!({"active": true, "token_use": "id"}),
+                InvalidToken::NotAnAccessToken,
+            ),
+            (
+                json!({"active": true, "typ": "Refresh"}),
+                InvalidToken::NotAnAccessToken,
             ),
         ];
         for (answer, reason) in cases {
@@ -509,6 +597,16 @@ mod tests {
                 "{answer}"
             );
         }
+        let required = read_answer(
+            json!({"active": true}).as_object().unwrap().clone(),
+            &rules(),
+            1000,
+            true,
+        );
+        assert!(matches!(
+            required,
+            Ok(Answer::Inactive(InvalidToken::MissingClaim))
+        ));
         for t in [
             "Bearer",
             "bearer",

@@ -318,13 +318,18 @@ impl Jwks {
                 state.etag = fetched.etag;
                 state.last_error = None;
                 state.consecutive_failures = 0;
+                // Durations come from configuration: saturate rather than
+                // panic on "never" (a century is as good).
+                let far = now + Duration::from_secs(100 * 365 * 86_400);
+                let refresh_at = now.checked_add(ttl).unwrap_or(far);
+                let usable_until = refresh_at.checked_add(self.timing.max_stale).unwrap_or(far);
                 self.current.store(Arc::new(Snapshot {
                     keys,
                     generation: previous.generation + 1,
                     fetched_at: Some(now),
                     fetched_at_wall: Some(SystemTime::now()),
-                    refresh_at: Some(now + ttl),
-                    usable_until: Some(now + ttl + self.timing.max_stale),
+                    refresh_at: Some(refresh_at),
+                    usable_until: Some(usable_until),
                 }));
                 Ok(())
             }
@@ -423,7 +428,7 @@ impl Jwks {
                     // Retry sooner than the TTL, backing off to it.
                     Err(_) => Some(
                         backoff
-                            .map_or(jwks.timing.retry_min, |b| b * 2)
+                            .map_or(jwks.timing.retry_min, |b| b.saturating_mul(2))
                             .min(jwks.timing.ttl.max(jwks.timing.retry_min)),
                     ),
                 };

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::error::InvalidToken;
-use crate::keys::{Algorithm, VerifyingKey, parse_alg};
+use crate::keys::{Algorithm, AlgorithmSet, VerifyingKey, parse_alg};
 use crate::principal::{Principal, TokenSource, opt_numeric_date};
 
 /// What a JWT's claims must satisfy.
@@ -25,10 +25,12 @@ pub(crate) struct ClaimRules {
     pub(crate) leeway_secs: u64,
     /// RFC 9068 strictly: `typ` must be `at+jwt` and §2.2's claims present.
     pub(crate) strict_rfc9068: bool,
+    /// The JWS algorithms accepted at all (each key narrows them further).
+    pub(crate) algorithms: AlgorithmSet,
 }
 
 /// A JWT split into its parts, with the header read and checked.
-#[derive(Debug)]
+/// `Debug` shows the algorithm and `kid` only: the rest is the token.
 pub(crate) struct Jws<'t> {
     pub(crate) alg: Algorithm,
     pub(crate) kid: Option<String>,
@@ -37,17 +39,43 @@ pub(crate) struct Jws<'t> {
     signature: &'t str,
 }
 
+impl std::fmt::Debug for Jws<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Jws")
+            .field("alg", &self.alg)
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
+}
+
 #[derive(Deserialize)]
 struct Header {
     alg: String,
-    #[serde(default)]
+    // `kid` and `typ` are strings when present (RFC 7515 §4.1.4, §4.1.9):
+    // `null` is malformed, not absent.
+    #[serde(default, deserialize_with = "present_string")]
     kid: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present_string")]
     typ: Option<String>,
     // Present at all means "you must understand these extensions"; we
     // understand none, so its contents do not matter.
     #[serde(default)]
-    crit: Option<serde::de::IgnoredAny>,
+    crit: Seen,
+}
+
+fn present_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    String::deserialize(d).map(Some)
+}
+
+/// Whether a header parameter is present at all, whatever its value
+/// (`"crit": null` included).
+#[derive(Default)]
+struct Seen(bool);
+
+impl<'de> serde::Deserialize<'de> for Seen {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        serde::de::IgnoredAny::deserialize(d).map(|_| Seen(true))
+    }
 }
 
 /// Whether a token has the JWS compact shape (three parts). Anything else is
@@ -62,7 +90,7 @@ pub(crate) fn is_jws_compact(token: &str) -> bool {
 
 /// Splits a compact JWS and checks its header: a known, allowed-by-name
 /// algorithm (never `none`), no `crit`, an access-token `typ`.
-pub(crate) fn parse(token: &str, strict_rfc9068: bool) -> Result<Jws<'_>, InvalidToken> {
+pub(crate) fn parse<'t>(token: &'t str, rules: &ClaimRules) -> Result<Jws<'t>, InvalidToken> {
     let (signing_input, signature) = token.rsplit_once('.').ok_or(InvalidToken::Malformed)?;
     let (header_b64, payload) = signing_input
         .split_once('.')
@@ -74,13 +102,20 @@ pub(crate) fn parse(token: &str, strict_rfc9068: bool) -> Result<Jws<'_>, Invali
     let header_json = URL_SAFE_NO_PAD
         .decode(header_b64)
         .map_err(|_| InvalidToken::Malformed)?;
+    // RFC 7515 §4: the header is a JSON object (serde would also take an
+    // array for a struct).
+    if header_json.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(InvalidToken::Malformed);
+    }
     let header: Header =
         serde_json::from_slice(&header_json).map_err(|_| InvalidToken::Malformed)?;
-    let alg = parse_alg(&header.alg).ok_or(InvalidToken::UnsupportedAlgorithm)?;
-    if header.crit.is_some() {
+    let alg = parse_alg(&header.alg)
+        .filter(|alg| rules.algorithms.contains(*alg))
+        .ok_or(InvalidToken::UnsupportedAlgorithm)?;
+    if header.crit.0 {
         return Err(InvalidToken::UnsupportedCritical);
     }
-    check_typ(header.typ.as_deref(), strict_rfc9068)?;
+    check_typ(header.typ.as_deref(), rules.strict_rfc9068)?;
     Ok(Jws {
         alg,
         kid: header.kid,
@@ -139,10 +174,11 @@ impl Jws<'_> {
 }
 
 /// Seconds since the epoch, now.
+/// A clock before 1970 fails closed: every token is expired.
 pub(crate) fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+        .map_or(u64::MAX, |d| d.as_secs())
 }
 
 /// The time claims, shared with introspection: `exp` (required or not, as
@@ -233,6 +269,17 @@ fn validate(claims: &Map<String, Value>, rules: &ClaimRules, now: u64) -> Result
     validate_issuer(claims, &rules.issuer, true)?;
     validate_audience(claims, &rules.audiences, true)?;
     reject_sender_constrained(claims)?;
+    // An OpenID Connect ID token whose audience happens to be ours (a client
+    // id that is also an API, common on Entra) is not an access token
+    // (RFC 9068 §4, RFC 8725 §3.11). Outside strict mode `typ` cannot tell
+    // them apart, so these ID-token-only claims do.
+    if ["nonce", "at_hash", "c_hash", "auth_time"]
+        .iter()
+        .any(|c| claims.contains_key(*c))
+        && !rules.strict_rfc9068
+    {
+        return Err(InvalidToken::WrongType);
+    }
     if rules.strict_rfc9068 {
         // RFC 9068 §2.2: iss, exp, aud, sub, client_id, iat and jti are REQUIRED.
         for name in ["sub", "client_id", "iat", "jti", "aud"] {
@@ -263,6 +310,14 @@ mod tests {
             audiences: vec!["api".into()],
             leeway_secs: 60,
             strict_rfc9068: false,
+            algorithms: AlgorithmSet::ASYMMETRIC,
+        }
+    }
+
+    fn header_rules(strict: bool) -> ClaimRules {
+        ClaimRules {
+            strict_rfc9068: strict,
+            ..rules()
         }
     }
 
@@ -283,20 +338,38 @@ mod tests {
         for alg in ["none", "None", "NONE", "nOnE", "RS1", "", "HS256 "] {
             let t = token(json!({"alg": alg}));
             assert_eq!(
-                parse(&t, false).unwrap_err(),
+                parse(&t, &header_rules(false)).unwrap_err(),
                 InvalidToken::UnsupportedAlgorithm,
                 "{alg}"
             );
         }
         let t = token(json!({"alg": 256}));
-        assert_eq!(parse(&t, false).unwrap_err(), InvalidToken::Malformed);
+        assert_eq!(
+            parse(&t, &header_rules(false)).unwrap_err(),
+            InvalidToken::Malformed
+        );
+    }
+
+    #[test]
+    fn null_kid_or_typ_is_malformed() {
+        for header in [
+            json!({"alg": "ES256", "kid": null}),
+            json!({"alg": "ES256", "typ": null}),
+            json!({"alg": "ES256", "kid": 7}),
+        ] {
+            assert_eq!(
+                parse(&token(header.clone()), &header_rules(false)).unwrap_err(),
+                InvalidToken::Malformed,
+                "{header}"
+            );
+        }
     }
 
     #[test]
     fn crit_is_refused() {
         let t = token(json!({"alg": "ES256", "crit": ["exp"], "exp": 1}));
         assert_eq!(
-            parse(&t, false).unwrap_err(),
+            parse(&t, &header_rules(false)).unwrap_err(),
             InvalidToken::UnsupportedCritical
         );
     }
@@ -313,27 +386,45 @@ mod tests {
             "application/jwt",
         ] {
             assert!(
-                parse(&token(json!({"alg": "ES256", "typ": typ})), false).is_ok(),
+                parse(
+                    &token(json!({"alg": "ES256", "typ": typ})),
+                    &header_rules(false)
+                )
+                .is_ok(),
                 "{typ}"
             );
         }
-        assert!(parse(&token(json!({"alg": "ES256"})), false).is_ok());
+        assert!(parse(&token(json!({"alg": "ES256"})), &header_rules(false)).is_ok());
         for typ in ["dpop+jwt", "id_token", "JOSE", "secevent+jwt", ""] {
             assert_eq!(
-                parse(&token(json!({"alg": "ES256", "typ": typ})), false).unwrap_err(),
+                parse(
+                    &token(json!({"alg": "ES256", "typ": typ})),
+                    &header_rules(false)
+                )
+                .unwrap_err(),
                 InvalidToken::WrongType,
                 "{typ}"
             );
         }
         assert_eq!(
-            parse(&token(json!({"alg": "ES256", "typ": "JWT"})), true).unwrap_err(),
+            parse(
+                &token(json!({"alg": "ES256", "typ": "JWT"})),
+                &header_rules(true)
+            )
+            .unwrap_err(),
             InvalidToken::WrongType
         );
         assert_eq!(
-            parse(&token(json!({"alg": "ES256"})), true).unwrap_err(),
+            parse(&token(json!({"alg": "ES256"})), &header_rules(true)).unwrap_err(),
             InvalidToken::WrongType
         );
-        assert!(parse(&token(json!({"alg": "ES256", "typ": "at+jwt"})), true).is_ok());
+        assert!(
+            parse(
+                &token(json!({"alg": "ES256", "typ": "at+jwt"})),
+                &header_rules(true)
+            )
+            .is_ok()
+        );
     }
 
     #[test]
@@ -347,13 +438,16 @@ mod tests {
             "e30=.e30.c2ln",
             "bnVsbA.e30.c2ln",
         ] {
-            assert!(parse(t, false).is_err(), "{t}");
+            assert!(parse(t, &header_rules(false)).is_err(), "{t}");
         }
         let dup = format!(
             "{}.e30.c2ln",
             URL_SAFE_NO_PAD.encode(br#"{"alg":"none","alg":"ES256"}"#)
         );
-        assert_eq!(parse(&dup, false).unwrap_err(), InvalidToken::Malformed);
+        assert_eq!(
+            parse(&dup, &header_rules(false)).unwrap_err(),
+            InvalidToken::Malformed
+        );
     }
 
     #[test]

@@ -354,11 +354,35 @@ fn bit_length(n: &[u8]) -> usize {
 
 /// The outcome of looking a token's key up in a [`KeySet`].
 pub(crate) enum Lookup<'a> {
-    Found(&'a Arc<VerifyingKey>),
+    /// Keys that may verify the token: try them in order.
+    Found(Candidates<'a>),
     /// No key has this `kid` (a refresh may find it).
     UnknownKid,
+    /// The token has no `kid`, and no key supports its `alg`.
+    NoCandidate,
     /// Keys exist for the `kid`, but none may verify the header's `alg`.
     AlgorithmMismatch,
+}
+
+/// At most this many keys are tried for one token: a token without `kid`
+/// during a rotation, or a `kid` the issuer reused across keys. Trying more
+/// would let one request buy many signature checks.
+pub(crate) const MAX_CANDIDATES: usize = 4;
+
+/// The keys that support a token's algorithm, among those it may name.
+#[derive(Clone, Copy)]
+pub(crate) struct Candidates<'a> {
+    keys: &'a [Arc<VerifyingKey>],
+    alg: Algorithm,
+}
+
+impl<'a> Candidates<'a> {
+    pub(crate) fn iter(self) -> impl Iterator<Item = &'a Arc<VerifyingKey>> {
+        self.keys
+            .iter()
+            .filter(move |k| k.supports(self.alg))
+            .take(MAX_CANDIDATES)
+    }
 }
 
 /// An immutable snapshot of usable keys, indexed by `kid`.
@@ -423,21 +447,17 @@ impl KeySet {
     /// only when exactly one key supports its `alg`: we do not try keys one
     /// after another on an attacker's behalf.
     pub(crate) fn lookup(&self, kid: Option<&str>, alg: Algorithm) -> Lookup<'_> {
-        match kid {
+        let (keys, miss) = match kid {
             Some(kid) => match self.by_kid.get(kid) {
-                None => Lookup::UnknownKid,
-                Some(keys) => keys
-                    .iter()
-                    .find(|k| k.supports(alg))
-                    .map_or(Lookup::AlgorithmMismatch, Lookup::Found),
+                None => return Lookup::UnknownKid,
+                Some(keys) => (keys.as_slice(), Lookup::AlgorithmMismatch),
             },
-            None => {
-                let mut candidates = self.all.iter().filter(|k| k.supports(alg));
-                match (candidates.next(), candidates.next()) {
-                    (Some(key), None) => Lookup::Found(key),
-                    _ => Lookup::UnknownKid,
-                }
-            }
+            None => (self.all.as_slice(), Lookup::NoCandidate),
+        };
+        if keys.iter().any(|k| k.supports(alg)) {
+            Lookup::Found(Candidates { keys, alg })
+        } else {
+            miss
         }
     }
 
@@ -537,18 +557,16 @@ mod tests {
     }
 
     #[test]
-    fn kidless_tokens_need_exactly_one_candidate() {
+    fn kidless_tokens_try_every_supporting_key() {
+        let count = |l: Lookup<'_>| match l {
+            Lookup::Found(c) => c.iter().count(),
+            _ => 0,
+        };
         let one = KeySet::new(vec![
             VerifyingKey::from_jwk(&jwk(p256()), AlgorithmSet::ASYMMETRIC).unwrap(),
         ]);
-        assert!(matches!(
-            one.lookup(None, Algorithm::ES256),
-            Lookup::Found(_)
-        ));
-        assert!(matches!(
-            one.lookup(Some("ec"), Algorithm::ES256),
-            Lookup::Found(_)
-        ));
+        assert_eq!(count(one.lookup(None, Algorithm::ES256)), 1);
+        assert_eq!(count(one.lookup(Some("ec"), Algorithm::ES256)), 1);
         assert!(matches!(
             one.lookup(Some("ec"), Algorithm::RS256),
             Lookup::AlgorithmMismatch
@@ -557,15 +575,19 @@ mod tests {
             one.lookup(Some("other"), Algorithm::ES256),
             Lookup::UnknownKid
         ));
-        let mut second = p256();
-        second["kid"] = json!("ec2");
-        let two = KeySet::new(vec![
-            VerifyingKey::from_jwk(&jwk(p256()), AlgorithmSet::ASYMMETRIC).unwrap(),
-            VerifyingKey::from_jwk(&jwk(second), AlgorithmSet::ASYMMETRIC).unwrap(),
-        ]);
         assert!(matches!(
-            two.lookup(None, Algorithm::ES256),
-            Lookup::UnknownKid
+            one.lookup(None, Algorithm::RS256),
+            Lookup::NoCandidate
         ));
+        let many = KeySet::new(
+            (0..6)
+                .map(|i| {
+                    let mut v = p256();
+                    v["kid"] = json!(format!("ec{i}"));
+                    VerifyingKey::from_jwk(&jwk(v), AlgorithmSet::ASYMMETRIC).unwrap()
+                })
+                .collect(),
+        );
+        assert_eq!(count(many.lookup(None, Algorithm::ES256)), MAX_CANDIDATES);
     }
 }

@@ -12,7 +12,7 @@ use std::mem;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use http::{HeaderMap, Request, Response, header};
+use http::{Method, Request, Response, Version, header};
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
@@ -135,11 +135,18 @@ impl<S> TokenGateService<S> {
     }
 }
 
-/// Whether a request is gRPC, so failures must be gRPC statuses.
-pub(crate) fn is_grpc(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+/// Whether a request is gRPC, so failures must be gRPC statuses: a POST
+/// with an `application/grpc` content type over HTTP/2, or gRPC-Web (which
+/// may travel over HTTP/1.1). A content type alone must not turn a REST
+/// client's 401 into an HTTP 200.
+pub(crate) fn is_grpc<B>(req: &Request<B>) -> bool {
+    let Some(content_type) = req.headers().get(header::CONTENT_TYPE) else {
+        return false;
+    };
+    let ct = content_type.as_bytes();
+    req.method() == Method::POST
+        && (ct.starts_with(b"application/grpc-web")
+            || (ct.starts_with(b"application/grpc") && req.version() == Version::HTTP_2))
 }
 
 type Verification = Pin<Box<dyn Future<Output = Result<Principal, AuthError>> + Send>>;
@@ -159,7 +166,7 @@ where
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let gate = &self.gate.inner;
-        let grpc = is_grpc(req.headers());
+        let grpc = is_grpc(&req);
         let step = match gate.extract(req.headers(), req.uri()) {
             Err(e) => Step::Done(Err(e)),
             Ok(token) => match gate.verify_now(&token) {

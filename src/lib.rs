@@ -114,7 +114,8 @@ pub mod tonic;
 /// async fn list_items() -> &'static str {
 ///     "items"
 /// }
-/// # let _ = axum::routing::get(delete_item).post(list_items);
+/// # let _: axum::Router =
+/// #     axum::Router::new().route("/", axum::routing::get(delete_item).post(list_items));
 /// ```
 #[cfg(feature = "macros")]
 pub use tokengate_macros::require_scopes;

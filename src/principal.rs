@@ -86,8 +86,8 @@ impl Principal {
     /// introspection answer), checking the types of the claims it reads.
     ///
     /// Read: `iss`, `sub`, `client_id` (else `azp`, else `cid`), `username`,
-    /// `aud` (string or array of strings), `scope` (space-separated string)
-    /// or else `scp` (string or array), `exp`, `iat`, `jti`. A claim of the
+    /// `aud` (string or array of strings), `scope` or else `scp` (a
+    /// space-separated string or an array of strings), `exp`, `iat`, `jti`. A claim of the
     /// wrong JSON type is an error ([`InvalidToken::MalformedClaim`]): a
     /// token whose meaning is in doubt is refused, not half-read.
     ///
@@ -300,9 +300,13 @@ fn audiences(claims: &Map<String, Value>) -> Result<Vec<String>, InvalidToken> {
 }
 
 fn scopes(claims: &Map<String, Value>) -> Result<Scopes, InvalidToken> {
+    // `scope` (RFC 9068 §2.2.3, RFC 8693 §4.2) is one space-separated
+    // string; `scp` (Entra, Okta) is read only when `scope` is absent, as a
+    // string or an array of scope tokens. Any other shape is doubt, refused.
     let bad = |_| InvalidToken::MalformedClaim;
     match (claims.get("scope"), claims.get("scp")) {
         (Some(Value::String(s)), _) => Scopes::parse(s).map_err(bad),
+        (Some(Value::Null) | None, None | Some(Value::Null)) => Ok(Scopes::default()),
         (Some(Value::Null) | None, Some(Value::String(s))) => Scopes::parse(s).map_err(bad),
         (Some(Value::Null) | None, Some(Value::Array(items))) => {
             let mut tokens = Vec::with_capacity(items.len());
@@ -314,7 +318,6 @@ fn scopes(claims: &Map<String, Value>) -> Result<Scopes, InvalidToken> {
             }
             Scopes::try_from_iter(tokens).map_err(bad)
         }
-        (Some(Value::Null) | None, None | Some(Value::Null)) => Ok(Scopes::default()),
         _ => Err(InvalidToken::MalformedClaim),
     }
 }
@@ -336,12 +339,15 @@ mod tests {
         assert!(p.scopes().contains_all(["a", "b"]));
         let p = principal(json!({"scp": "a b"})).unwrap();
         assert!(p.scopes().contains_all(["a", "b"]));
+        let p = principal(json!({"scope": "a b", "scp": "c"})).unwrap();
+        assert!(p.scopes().contains_all(["a", "b"]) && !p.scopes().contains("c"));
         assert!(principal(json!({})).unwrap().scopes().is_empty());
     }
 
     #[test]
     fn scope_of_the_wrong_type_is_refused() {
         for v in [
+            json!({"scope": [1]}),
             json!({"scope": ["a"]}),
             json!({"scope": 1}),
             json!({"scp": [1]}),

@@ -1014,13 +1014,14 @@ fn client_auth(
             if typ != Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer") {
                 return None;
             }
-            let jws = crate::jwt::parse(assertion, false).ok()?;
             let rules = crate::jwt::ClaimRules {
                 issuer: id.clone(),
                 audiences: vec![issuer.to_owned()],
                 leeway_secs: 5,
                 strict_rfc9068: false,
+                algorithms: crate::keys::AlgorithmSet::ASYMMETRIC,
             };
+            let jws = crate::jwt::parse(assertion, &rules).ok()?;
             let claims = jws.verify(key, &rules, now()).ok()?;
             (claims.subject() == Some(id.as_str())).then_some("private_key_jwt")
         }

@@ -459,7 +459,7 @@ async fn principal_carries_claims_and_client_identity() {
     assert!(p.scopes().contains_all(["a", "b"]));
     assert_eq!(p.claim("tenant"), Some(&json!("acme")));
     assert!(p.expires_at().is_some() && p.issued_at().is_some() && p.token_id().is_some());
-    let bad_scope = issuer.token().claim("scope", json!(["a"])).sign();
+    let bad_scope = issuer.token().claim("scope", json!(7)).sign();
     assert_eq!(
         check(&gate, &bad_scope).await,
         invalid(InvalidToken::MalformedClaim)

@@ -173,14 +173,36 @@ async fn grpc_requests_get_grpc_statuses() {
     use tower::ServiceExt;
     let issuer = TestIssuer::start().await.unwrap();
     let app = app(&gate(&issuer).await);
-    let request = http::Request::post("/me")
-        .header("content-type", "application/grpc")
-        .body(Body::empty())
+    let grpc = |version: http::Version, content_type: &str| {
+        http::Request::post("/me")
+            .version(version)
+            .header("content-type", content_type)
+            .body(Body::empty())
+            .unwrap()
+    };
+    let response = app
+        .clone()
+        .oneshot(grpc(http::Version::HTTP_2, "application/grpc+proto"))
+        .await
         .unwrap();
-    let response = app.oneshot(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["grpc-status"], "16");
+    assert_eq!(response.headers()["content-type"], "application/grpc");
     assert!(response.headers().contains_key("www-authenticate"));
+    let web = app
+        .clone()
+        .oneshot(grpc(http::Version::HTTP_11, "application/grpc-web+proto"))
+        .await
+        .unwrap();
+    assert_eq!(web.headers()["grpc-status"], "16");
+    // A gRPC content type on HTTP/1.1 is not gRPC: a REST client cannot turn
+    // its 401 into an HTTP 200 by choosing a header.
+    let fake = app
+        .oneshot(grpc(http::Version::HTTP_11, "application/grpc"))
+        .await
+        .unwrap();
+    assert_eq!(fake.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(fake.headers()["cache-control"], "no-store");
 }
 
 #[tokio::test]

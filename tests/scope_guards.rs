@@ -292,8 +292,15 @@ async fn grpc_requests_get_permission_denied_from_the_guard() {
     use axum::body::Body;
     use tower::ServiceExt;
     let (issuer, gate) = setup().await;
-    let app = router(&gate);
-    let request = http::Request::get("/layer/all")
+    let app = Router::new()
+        .route(
+            "/items.v1.Items/CreateItem",
+            axum::routing::post(|| async { "ok" })
+                .route_layer(RequireScopes::all(["items:write", "admin"])),
+        )
+        .layer(gate.layer());
+    let request = http::Request::post("/items.v1.Items/CreateItem")
+        .version(http::Version::HTTP_2)
         .header("content-type", "application/grpc")
         .header(
             "authorization",
