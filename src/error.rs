@@ -6,6 +6,7 @@
 //! response body, a header or a log line through an [`AuthError`].
 
 use std::fmt::Write as _;
+use std::sync::OnceLock;
 
 use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 
@@ -268,6 +269,11 @@ pub(crate) struct Responder {
     /// The full challenge for a request without a token, prebuilt because it
     /// is the most common rejection.
     missing: HeaderValue,
+    /// The challenges for `invalid_token` and `invalid_request`, one per
+    /// reason (indexed by variant), built on first use: rejecting garbage
+    /// must stay cheap, since garbage is what a flood sends.
+    invalid_token: [OnceLock<HeaderValue>; 32],
+    invalid_request: [OnceLock<HeaderValue>; 16],
     detail: ErrorDetail,
     retry_after: HeaderValue,
 }
@@ -282,6 +288,8 @@ impl Responder {
         Responder {
             challenge_prefix,
             missing,
+            invalid_token: Default::default(),
+            invalid_request: Default::default(),
             detail,
             retry_after: HeaderValue::from(retry_after_secs),
         }
@@ -290,10 +298,26 @@ impl Responder {
     /// The `WWW-Authenticate` value for `err` (RFC 6750 §3), or `None` for a
     /// 503, which is not a challenge.
     pub(crate) fn challenge(&self, err: &AuthError) -> Option<HeaderValue> {
-        let code = match err {
+        let slot = match err {
             AuthError::MissingToken => return Some(self.missing.clone()),
             AuthError::Unavailable(_) => return None,
-            other => other.error_code()?,
+            AuthError::InvalidToken(r) => self.invalid_token.get(*r as usize),
+            AuthError::InvalidRequest(r) => self.invalid_request.get(*r as usize),
+            _ => None,
+        };
+        Some(match slot {
+            Some(slot) => slot.get_or_init(|| self.build_challenge(err)).clone(),
+            None => self.build_challenge(err),
+        })
+    }
+
+    fn build_challenge(&self, err: &AuthError) -> HeaderValue {
+        let code = match err {
+            AuthError::MissingToken => return self.missing.clone(),
+            other => match other.error_code() {
+                Some(code) => code,
+                None => return self.missing.clone(),
+            },
         };
         let mut value = String::with_capacity(self.challenge_prefix.len() + 96);
         value.push_str(&self.challenge_prefix);
@@ -311,7 +335,7 @@ impl Responder {
         // Every piece is either a fixed ASCII text or escaped configuration,
         // so this only fails on a realm or scope with control characters,
         // which configuration validation refuses.
-        Some(HeaderValue::from_str(&value).unwrap_or_else(|_| self.missing.clone()))
+        HeaderValue::from_str(&value).unwrap_or_else(|_| self.missing.clone())
     }
 
     /// The headers of the answer to `err`.

@@ -175,6 +175,47 @@ impl TokenGate {
     pub fn jwks_health(&self) -> JwksHealth {
         self.inner.jwks.health()
     }
+
+    /// How many entries the token caches hold. Runs the caches' pending
+    /// maintenance first so the counts are exact: call it from a metrics
+    /// scrape or a health check, not per request.
+    ///
+    /// ```
+    /// use tokengate::TokenGate;
+    /// use tokengate::testing::TestIssuer;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let issuer = TestIssuer::start().await?;
+    /// let gate = TokenGate::builder()
+    ///     .issuer(issuer.issuer())
+    ///     .audience(issuer.audience())
+    ///     .build()
+    ///     .await?;
+    /// gate.verify(&issuer.token().sign()).await?;
+    /// assert_eq!(gate.cache_stats().verified_tokens, 1);
+    /// # Ok(()) }
+    /// ```
+    pub fn cache_stats(&self) -> CacheStats {
+        CacheStats {
+            verified_tokens: self.inner.token_cache.as_ref().map_or(0, TokenCache::len),
+            introspection_answers: self
+                .inner
+                .introspector
+                .as_ref()
+                .map_or(0, Introspector::cached_len),
+        }
+    }
+}
+
+/// Entry counts of a gate's token caches (see [`TokenGate::cache_stats`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CacheStats {
+    /// JWTs whose verification is remembered.
+    pub verified_tokens: u64,
+    /// Introspection answers remembered, active and inactive.
+    pub introspection_answers: u64,
 }
 
 impl Gate {
@@ -222,9 +263,16 @@ impl Gate {
         }
     }
 
-    /// The JWT path: the verified-token cache, then parse, pick the key from
-    /// the current snapshot, verify.
+    /// The JWT path: parse the header, then the verified-token cache, then
+    /// pick the key from the current snapshot and verify.
     fn verify_jwt_now(&self, token: &str, now: u64) -> Step {
+        // The header first: it is short, and a token it refuses (garbage, a
+        // forbidden algorithm) costs no hash and no cache lookup. A cached
+        // token passed these same checks when it was verified.
+        let jws = match jwt::parse(token, &self.rules) {
+            Ok(jws) => jws,
+            Err(e) => return Step::Done(Err(AuthError::InvalidToken(e))),
+        };
         let snapshot = self.jwks.snapshot();
         let usable = snapshot.usable(Instant::now());
         let cached = self
@@ -237,10 +285,6 @@ impl Gate {
         {
             return Step::Done(Ok(principal));
         }
-        let jws = match jwt::parse(token, &self.rules) {
-            Ok(jws) => jws,
-            Err(e) => return Step::Done(Err(AuthError::InvalidToken(e))),
-        };
         let needs_keys = Step::Pending(Pending::Keys {
             generation: snapshot.generation,
         });

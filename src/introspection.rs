@@ -261,6 +261,13 @@ impl Introspector {
     }
 
     /// Calls waited for right now (for tests).
+    /// Cached answers, after pending maintenance (exact, but not for the
+    /// hot path).
+    pub(crate) fn cached_len(&self) -> u64 {
+        self.cache.run_pending_tasks();
+        self.cache.entry_count()
+    }
+
     #[cfg(test)]
     fn in_flight_len(&self) -> usize {
         self.in_flight.lock().map_or(0, |m| m.len())

@@ -124,7 +124,7 @@ pub use builder::{BuildError, TokenGateBuilder};
 pub use discovery::{AuthorizationServerMetadata, DiscoveryError};
 pub use error::{AuthError, ErrorDetail, InvalidRequest, InvalidToken, Unavailable};
 pub use fetch::FetchError;
-pub use gate::TokenGate;
+pub use gate::{CacheStats, TokenGate};
 pub use guard::{
     GuardFuture, RequireScopes, RequireScopesService, RequiredScopes, ScopeRequirement,
 };

@@ -67,16 +67,16 @@ pub struct Principal {
     inner: Arc<Inner>,
 }
 
+// The string claims (`iss`, `sub`, `jti`, …) are read from `claims` when
+// asked for rather than copied out: a principal is built on every first-seen
+// token, and the copies would be pure overhead.
 struct Inner {
-    issuer: Option<String>,
-    subject: Option<String>,
-    client_id: Option<String>,
-    username: Option<String>,
+    /// Which claim holds the client id: `client_id`, `azp` or `cid`.
+    client_id_claim: Option<&'static str>,
     audiences: Vec<String>,
     scopes: Scopes,
     expires_at: Option<u64>,
     issued_at: Option<u64>,
-    token_id: Option<String>,
     source: TokenSource,
     claims: Map<String, Value>,
 }
@@ -98,32 +98,27 @@ impl Principal {
         claims: Map<String, Value>,
         source: TokenSource,
     ) -> Result<Self, InvalidToken> {
-        let issuer = opt_string(&claims, "iss")?;
-        let subject = opt_string(&claims, "sub")?;
-        let client_id = match opt_string(&claims, "client_id")? {
-            Some(id) => Some(id),
-            None => match opt_string(&claims, "azp")? {
-                Some(id) => Some(id),
-                None => opt_string(&claims, "cid")?,
-            },
-        };
-        let username = opt_string(&claims, "username")?;
+        for name in ["iss", "sub", "username", "jti"] {
+            opt_str(&claims, name)?;
+        }
+        let mut client_id_claim = None;
+        for name in ["client_id", "azp", "cid"] {
+            if opt_str(&claims, name)?.is_some() {
+                client_id_claim = Some(name);
+                break;
+            }
+        }
         let audiences = audiences(&claims)?;
         let scopes = scopes(&claims)?;
         let expires_at = opt_numeric_date(&claims, "exp")?;
         let issued_at = opt_numeric_date(&claims, "iat")?;
-        let token_id = opt_string(&claims, "jti")?;
         Ok(Principal {
             inner: Arc::new(Inner {
-                issuer,
-                subject,
-                client_id,
-                username,
+                client_id_claim,
                 audiences,
                 scopes,
                 expires_at,
                 issued_at,
-                token_id,
                 source,
                 claims,
             }),
@@ -132,25 +127,25 @@ impl Principal {
 
     /// The issuer (`iss`).
     pub fn issuer(&self) -> Option<&str> {
-        self.inner.issuer.as_deref()
+        self.str_claim("iss")
     }
 
     /// The subject (`sub`). Client-credentials tokens often have none, or
     /// the client id.
     pub fn subject(&self) -> Option<&str> {
-        self.inner.subject.as_deref()
+        self.str_claim("sub")
     }
 
     /// The OAuth client the token was issued to: `client_id` (RFC 9068,
     /// RFC 7662), else `azp` (OpenID Connect, Keycloak, Entra), else `cid`
     /// (Okta).
     pub fn client_id(&self) -> Option<&str> {
-        self.inner.client_id.as_deref()
+        self.str_claim(self.inner.client_id_claim?)
     }
 
     /// The human-readable `username`, when introspection reports one.
     pub fn username(&self) -> Option<&str> {
-        self.inner.username.as_deref()
+        self.str_claim("username")
     }
 
     /// The audiences (`aud`), as a list even when the token had one string.
@@ -184,7 +179,13 @@ impl Principal {
 
     /// The token's unique id (`jti`).
     pub fn token_id(&self) -> Option<&str> {
-        self.inner.token_id.as_deref()
+        self.str_claim("jti")
+    }
+
+    /// A string claim; `from_claims` checked that those we expose are
+    /// strings when present.
+    fn str_claim(&self, name: &str) -> Option<&str> {
+        self.inner.claims.get(name).and_then(Value::as_str)
     }
 
     /// How the token was verified.
@@ -241,9 +242,9 @@ impl fmt::Debug for Principal {
     // ends up in logs.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Principal")
-            .field("issuer", &self.inner.issuer)
-            .field("subject", &self.inner.subject)
-            .field("client_id", &self.inner.client_id)
+            .field("issuer", &self.issuer())
+            .field("subject", &self.subject())
+            .field("client_id", &self.client_id())
             .field("scopes", &self.inner.scopes)
             .field("expires_at", &self.inner.expires_at)
             .field("source", &self.inner.source)
@@ -251,10 +252,13 @@ impl fmt::Debug for Principal {
     }
 }
 
-fn opt_string(claims: &Map<String, Value>, name: &str) -> Result<Option<String>, InvalidToken> {
+fn opt_str<'c>(
+    claims: &'c Map<String, Value>,
+    name: &str,
+) -> Result<Option<&'c str>, InvalidToken> {
     match claims.get(name) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(Value::String(s)) => Ok(Some(s)),
         Some(_) => Err(InvalidToken::MalformedClaim),
     }
 }

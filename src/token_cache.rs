@@ -96,8 +96,7 @@ impl TokenCache {
         }
     }
 
-    /// Entries, after pending maintenance (for tests and memory figures).
-    #[cfg(test)]
+    /// Entries, after pending maintenance (exact, but not for the hot path).
     pub(crate) fn len(&self) -> u64 {
         self.entries.run_pending_tasks();
         self.entries.entry_count()
