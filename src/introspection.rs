@@ -34,9 +34,10 @@ use base64::engine::general_purpose::STANDARD;
 use http::HeaderValue;
 use moka::sync::Cache;
 use reqwest::Url;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use tokio::sync::{OnceCell, Semaphore};
 
+use crate::claims::{self, Registered};
 use crate::error::{AuthError, InvalidToken, Unavailable};
 use crate::fetch::{FetchError, Fetcher};
 use crate::jwt::{self, ClaimRules};
@@ -341,10 +342,13 @@ impl Introspector {
             .post_form(&self.endpoint, form, authorization.as_ref())
             .await
             .map_err(|e| self.failed(&e))?;
-        let body: Map<String, Value> = serde_json::from_slice(&fetched.body)
-            .map_err(|e| self.failed(&FetchError::Malformed(format!("not a JSON object: {e}"))))?;
-        let answer = read_answer(body, rules, jwt::now_secs(), self.limits.require_audience)
-            .map_err(|e| self.failed(&e))?;
+        let answer = read_answer(
+            &fetched.body,
+            rules,
+            jwt::now_secs(),
+            self.limits.require_audience,
+        )
+        .map_err(|e| self.failed(&e))?;
         tracing::debug!(
             target: "tokengate::introspection",
             active = matches!(answer, Answer::Active { .. }),
@@ -414,21 +418,39 @@ impl Introspector {
     }
 }
 
-/// Reads an RFC 7662 §2.2 answer. `Err` means the answer itself is broken.
+/// Reads an RFC 7662 §2.2 answer. `Err` means the answer itself is broken
+/// (not a JSON object, or no boolean `active`): the server failed, and that
+/// is never the token's fault.
 fn read_answer(
-    body: Map<String, Value>,
+    body: &[u8],
     rules: &ClaimRules,
     now: u64,
     require_audience: bool,
 ) -> Result<Answer, FetchError> {
-    match body.get("active") {
+    #[derive(serde::Deserialize)]
+    struct Envelope {
+        active: Option<Value>,
+    }
+    let text = std::str::from_utf8(body)
+        .ok()
+        .filter(|t| t.trim_start().starts_with('{') && claims::nesting_within_limit(t))
+        .ok_or_else(|| FetchError::Malformed("not a JSON object".into()))?;
+    let envelope: Envelope = serde_json::from_str(text)
+        .map_err(|e| FetchError::Malformed(format!("not a JSON object: {e}")))?;
+    match envelope.active {
         Some(Value::Bool(true)) => {}
         Some(Value::Bool(false)) => return Ok(Answer::Inactive(InvalidToken::Inactive)),
         Some(_) => return Err(FetchError::Malformed("\"active\" is not a boolean".into())),
         None => return Err(FetchError::Malformed("\"active\" is missing".into())),
     }
-    Ok(match check_active(body, rules, now, require_audience) {
-        Ok(answer) => answer,
+    let checked = Principal::from_json(text.to_owned(), TokenSource::Introspection, |claims| {
+        check_active(claims, rules, now, require_audience)
+    });
+    Ok(match checked {
+        Ok(principal) => {
+            let exp = principal.exp_secs();
+            Answer::Active { principal, exp }
+        }
         Err(reason) => Answer::Inactive(reason),
     })
 }
@@ -436,16 +458,16 @@ fn read_answer(
 /// An active answer is still checked: RFC 7662 makes these fields optional,
 /// so each is checked when present (`aud` also when required by option).
 fn check_active(
-    body: Map<String, Value>,
+    claims: &Registered<'_>,
     rules: &ClaimRules,
     now: u64,
     require_audience: bool,
-) -> Result<Answer, InvalidToken> {
-    jwt::validate_times(&body, false, rules.leeway_secs, now)?;
-    jwt::validate_issuer(&body, &rules.issuer, false)?;
-    jwt::validate_audience(&body, &rules.audiences, require_audience)?;
-    match body.get("token_type") {
-        None | Some(Value::Null) => {}
+) -> Result<(), InvalidToken> {
+    claims.check_times(false, rules.leeway_secs, now)?;
+    claims.check_issuer(&rules.issuer, false)?;
+    claims.check_audience(&rules.audiences, require_audience)?;
+    match &claims.token_type {
+        None => {}
         Some(Value::String(t)) if is_access_token_type(t) => {}
         // A DPoP-bound token (RFC 9449 §6.2) needs its proof checked.
         Some(Value::String(t)) if t.eq_ignore_ascii_case("dpop") => {
@@ -456,16 +478,13 @@ fn check_active(
     // Servers that say what a token is in their own words: Cognito and Hydra
     // (`token_use`), Keycloak (`typ`). A refresh or ID token is never an
     // access token, whatever `active` says.
-    let not_access = |name: &str, access: &[&str]| matches!(body.get(name), Some(Value::String(v)) if !access.iter().any(|a| v.eq_ignore_ascii_case(a)));
-    if not_access("token_use", &["access", "access_token"])
-        || not_access("typ", &["Bearer", "at+jwt", "JWT"])
+    let not_access = |claim: &Option<Value>, access: &[&str]| matches!(claim, Some(Value::String(v)) if !access.iter().any(|a| v.eq_ignore_ascii_case(a)));
+    if not_access(&claims.token_use, &["access", "access_token"])
+        || not_access(&claims.typ, &["Bearer", "at+jwt", "JWT"])
     {
         return Err(InvalidToken::NotAnAccessToken);
     }
-    jwt::reject_sender_constrained(&body)?;
-    let principal = Principal::from_claims(body, TokenSource::Introspection)?;
-    let exp = principal.exp_secs();
-    Ok(Answer::Active { principal, exp })
+    claims.check_not_sender_constrained()
 }
 
 /// RFC 7662 `token_type` names an RFC 6749 §7.1 access token type; servers
@@ -505,7 +524,7 @@ mod tests {
     }
 
     fn read(v: Value) -> Result<Result<Principal, InvalidToken>, FetchError> {
-        read_answer(v.as_object().unwrap().clone(), &rules(), 1000, false).map(|a| match a {
+        read_answer(&serde_json::to_vec(&v).unwrap(), &rules(), 1000, false).map(|a| match a {
             Answer::Active { principal, .. } => Ok(principal),
             Answer::Inactive(r) => Err(r),
         })
@@ -604,12 +623,7 @@ mod tests {
                 "{answer}"
             );
         }
-        let required = read_answer(
-            json!({"active": true}).as_object().unwrap().clone(),
-            &rules(),
-            1000,
-            true,
-        );
+        let required = read_answer(br#"{"active": true}"#, &rules(), 1000, true);
         assert!(matches!(
             required,
             Ok(Answer::Inactive(InvalidToken::MissingClaim))

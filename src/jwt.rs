@@ -10,11 +10,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
-use serde_json::{Map, Value};
 
+use crate::claims::{Registered, Strings};
 use crate::error::InvalidToken;
 use crate::keys::{Algorithm, AlgorithmSet, VerifyingKey, parse_alg};
-use crate::principal::{Principal, TokenSource, opt_numeric_date};
+use crate::principal::{Principal, TokenSource};
 
 /// What a JWT's claims must satisfy.
 #[derive(Debug, Clone)]
@@ -166,10 +166,10 @@ impl Jws<'_> {
         let payload = URL_SAFE_NO_PAD
             .decode(self.payload)
             .map_err(|_| InvalidToken::Malformed)?;
-        let claims: Map<String, Value> =
-            serde_json::from_slice(&payload).map_err(|_| InvalidToken::Malformed)?;
-        validate(&claims, rules, now)?;
-        Principal::from_claims(claims, TokenSource::Jwt)
+        let claims = String::from_utf8(payload).map_err(|_| InvalidToken::Malformed)?;
+        Principal::from_json(claims, TokenSource::Jwt, |claims| {
+            validate(claims, rules, now)
+        })
     }
 }
 
@@ -181,111 +181,29 @@ pub(crate) fn now_secs() -> u64 {
         .map_or(u64::MAX, |d| d.as_secs())
 }
 
-/// The time claims, shared with introspection: `exp` (required or not, as
-/// the caller says), `nbf` and `iat`, each with the leeway.
-pub(crate) fn validate_times(
-    claims: &Map<String, Value>,
-    exp_required: bool,
-    leeway: u64,
-    now: u64,
-) -> Result<(), InvalidToken> {
-    match opt_numeric_date(claims, "exp")? {
-        // RFC 7519 §4.1.4: valid only while now is before exp.
-        Some(exp) if now >= exp.saturating_add(leeway) => return Err(InvalidToken::Expired),
-        Some(_) => {}
-        None if exp_required => return Err(InvalidToken::MissingClaim),
-        None => {}
-    }
-    if let Some(nbf) = opt_numeric_date(claims, "nbf")?
-        && nbf > now.saturating_add(leeway)
-    {
-        return Err(InvalidToken::NotYetValid);
-    }
-    if let Some(iat) = opt_numeric_date(claims, "iat")?
-        && iat > now.saturating_add(leeway)
-    {
-        return Err(InvalidToken::IssuedInFuture);
-    }
-    Ok(())
-}
-
-/// `iss` equals the issuer exactly (RFC 8725 §3.8) when `required` or
-/// present.
-pub(crate) fn validate_issuer(
-    claims: &Map<String, Value>,
-    issuer: &str,
-    required: bool,
-) -> Result<(), InvalidToken> {
-    match claims.get("iss") {
-        None if !required => Ok(()),
-        None => Err(InvalidToken::MissingClaim),
-        Some(Value::String(iss)) if iss == issuer => Ok(()),
-        Some(Value::String(_)) => Err(InvalidToken::WrongIssuer),
-        Some(_) => Err(InvalidToken::MalformedClaim),
-    }
-}
-
-/// `aud` names one of our audiences (RFC 7519 §4.1.3, RFC 8725 §3.9), when
-/// `required` or present. No configured audiences means the user opted out.
-pub(crate) fn validate_audience(
-    claims: &Map<String, Value>,
-    audiences: &[String],
-    required: bool,
-) -> Result<(), InvalidToken> {
-    if audiences.is_empty() {
-        return Ok(());
-    }
-    let ours = |a: &str| audiences.iter().any(|x| x == a);
-    match claims.get("aud") {
-        None if !required => Ok(()),
-        None => Err(InvalidToken::MissingClaim),
-        Some(Value::String(a)) => ours(a).then_some(()).ok_or(InvalidToken::WrongAudience),
-        Some(Value::Array(items)) => {
-            let mut found = false;
-            for item in items {
-                match item {
-                    Value::String(a) => found |= ours(a),
-                    _ => return Err(InvalidToken::MalformedClaim),
-                }
-            }
-            found.then_some(()).ok_or(InvalidToken::WrongAudience)
-        }
-        Some(_) => Err(InvalidToken::MalformedClaim),
-    }
-}
-
-/// A token bound to a key (`cnf`, RFC 7800) proves nothing when presented
-/// as a bearer token: RFC 9449 §7 (DPoP) and RFC 8705 §3 (mTLS) require the
-/// resource server to check the binding, which a bearer-only server cannot.
-pub(crate) fn reject_sender_constrained(claims: &Map<String, Value>) -> Result<(), InvalidToken> {
-    match claims.get("cnf") {
-        None | Some(Value::Null) => Ok(()),
-        Some(_) => Err(InvalidToken::SenderConstrained),
-    }
-}
-
-fn validate(claims: &Map<String, Value>, rules: &ClaimRules, now: u64) -> Result<(), InvalidToken> {
-    validate_times(claims, true, rules.leeway_secs, now)?;
-    validate_issuer(claims, &rules.issuer, true)?;
-    validate_audience(claims, &rules.audiences, true)?;
-    reject_sender_constrained(claims)?;
+fn validate(claims: &Registered<'_>, rules: &ClaimRules, now: u64) -> Result<(), InvalidToken> {
+    claims.check_times(true, rules.leeway_secs, now)?;
+    claims.check_issuer(&rules.issuer, true)?;
+    claims.check_audience(&rules.audiences, true)?;
+    claims.check_not_sender_constrained()?;
     // An OpenID Connect ID token whose audience happens to be ours (a client
     // id that is also an API, common on Entra) is not an access token
     // (RFC 9068 §4, RFC 8725 §3.11). Outside strict mode `typ` cannot tell
     // them apart, so these ID-token-only claims do.
-    if ["nonce", "at_hash", "c_hash", "auth_time"]
-        .iter()
-        .any(|c| claims.contains_key(*c))
-        && !rules.strict_rfc9068
-    {
+    if claims.has_id_token_claims() && !rules.strict_rfc9068 {
         return Err(InvalidToken::WrongType);
     }
     if rules.strict_rfc9068 {
         // RFC 9068 §2.2: iss, exp, aud, sub, client_id, iat and jti are REQUIRED.
-        for name in ["sub", "client_id", "iat", "jti", "aud"] {
-            if claims.get(name).is_none_or(Value::is_null) {
-                return Err(InvalidToken::MissingClaim);
-            }
+        let present = [
+            claims.sub.is_some(),
+            claims.client_id.is_some(),
+            claims.iat.is_some(),
+            claims.jti.is_some(),
+            matches!(claims.aud, Strings::One(_) | Strings::Many(_)),
+        ];
+        if present.contains(&false) {
+            return Err(InvalidToken::MissingClaim);
         }
     }
     Ok(())
@@ -294,7 +212,7 @@ fn validate(claims: &Map<String, Value>, rules: &ClaimRules, now: u64) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Map, Value, json};
 
     fn b64(v: &serde_json::Value) -> String {
         URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).unwrap())
@@ -323,6 +241,16 @@ mod tests {
 
     fn claims(v: serde_json::Value) -> Map<String, Value> {
         v.as_object().unwrap().clone()
+    }
+
+    /// The rules on claims as JSON: parsed, then checked.
+    fn validate(
+        claims: &Map<String, Value>,
+        rules: &ClaimRules,
+        now: u64,
+    ) -> Result<(), InvalidToken> {
+        let json = serde_json::to_string(claims).unwrap();
+        super::validate(&Registered::parse(&json)?, rules, now)
     }
 
     #[test]

@@ -76,6 +76,7 @@
 
 mod bearer;
 mod builder;
+mod claims;
 mod discovery;
 mod error;
 mod fetch;

@@ -1,15 +1,17 @@
 //! The authenticated caller: what a verified token says about who is calling
-//! and what it may do. Built in one place ([`Principal::from_claims`]) for
-//! JWT claims (RFC 7519 §4.1, RFC 9068 §2.2) and introspection answers
-//! (RFC 7662 §2.2) alike.
+//! and what it may do. Built in one place for JWT claims (RFC 7519 §4.1,
+//! RFC 9068 §2.2) and introspection answers (RFC 7662 §2.2) alike, from the
+//! claims' JSON text read by [`crate::claims::Registered`].
 
+use std::borrow::Cow;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+use crate::claims::{Registered, Str};
 use crate::error::InvalidToken;
 use crate::scope::Scopes;
 
@@ -67,18 +69,51 @@ pub struct Principal {
     inner: Arc<Inner>,
 }
 
-// The string claims (`iss`, `sub`, `jti`, …) are read from `claims` when
-// asked for rather than copied out: a principal is built on every first-seen
-// token, and the copies would be pure overhead.
+// A principal keeps the claims' JSON text and where in it the claims it
+// exposes lie: building one on every first-seen token then costs no copy of
+// each claim, and a cached one holds little more than the text. The full
+// claims map is parsed only if a handler asks for it.
 struct Inner {
-    /// Which claim holds the client id: `client_id`, `azp` or `cid`.
-    client_id_claim: Option<&'static str>,
+    json: Box<str>,
+    /// Parsed from `json` on first use.
+    claims: OnceLock<Map<String, Value>>,
+    issuer: Option<Text>,
+    subject: Option<Text>,
+    client_id: Option<Text>,
+    username: Option<Text>,
+    token_id: Option<Text>,
     audiences: Vec<String>,
     scopes: Scopes,
     expires_at: Option<u64>,
     issued_at: Option<u64>,
     source: TokenSource,
-    claims: Map<String, Value>,
+}
+
+/// A string claim: where it lies in the JSON text, or its unescaped copy.
+enum Text {
+    Span(usize, usize),
+    Owned(Box<str>),
+}
+
+impl Text {
+    fn new(s: &Str<'_>, json: &str) -> Text {
+        match &s.0 {
+            // Borrowed strings point into `json`: keep the offsets, which
+            // stay valid when the text moves.
+            Cow::Borrowed(b) => {
+                let start = b.as_ptr() as usize - json.as_ptr() as usize;
+                Text::Span(start, start + b.len())
+            }
+            Cow::Owned(o) => Text::Owned(o.as_str().into()),
+        }
+    }
+
+    fn get<'j>(&'j self, json: &'j str) -> &'j str {
+        match self {
+            Text::Span(start, end) => &json[*start..*end],
+            Text::Owned(s) => s,
+        }
+    }
 }
 
 impl Principal {
@@ -86,66 +121,83 @@ impl Principal {
     /// introspection answer), checking the types of the claims it reads.
     ///
     /// Read: `iss`, `sub`, `client_id` (else `azp`, else `cid`), `username`,
-    /// `aud` (string or array of strings), `scope` or else `scp` (a
-    /// space-separated string or an array of strings), `exp`, `iat`, `jti`. A claim of the
-    /// wrong JSON type is an error ([`InvalidToken::MalformedClaim`]): a
-    /// token whose meaning is in doubt is refused, not half-read.
+    /// `aud` (string or array of strings), `scope` (a space-separated string)
+    /// or else `scp` (a string or an array of strings), `exp`, `iat`, `jti`.
+    /// A claim of the wrong JSON type is an error
+    /// ([`InvalidToken::MalformedClaim`]): a token whose meaning is in doubt
+    /// is refused, not half-read.
     ///
-    /// This does not validate the token (issuer, audience, expiry): the gate
+    /// This does not verify anything: the layer or the introspection path
     /// does that before calling it. It is public so that tests and custom
     /// verifiers can build principals.
     pub fn from_claims(
         claims: Map<String, Value>,
         source: TokenSource,
     ) -> Result<Self, InvalidToken> {
-        for name in ["iss", "sub", "username", "jti"] {
-            opt_str(&claims, name)?;
-        }
-        let mut client_id_claim = None;
-        for name in ["client_id", "azp", "cid"] {
-            if opt_str(&claims, name)?.is_some() {
-                client_id_claim = Some(name);
-                break;
-            }
-        }
-        let audiences = audiences(&claims)?;
-        let scopes = scopes(&claims)?;
-        let expires_at = opt_numeric_date(&claims, "exp")?;
-        let issued_at = opt_numeric_date(&claims, "iat")?;
+        let json = serde_json::to_string(&claims).map_err(|_| InvalidToken::Malformed)?;
+        let principal = Principal::from_json(json, source, |_| Ok(()))?;
+        let _ = principal.inner.claims.set(claims);
+        Ok(principal)
+    }
+
+    /// Builds a principal from the JSON text of a claims object, once
+    /// `check` has accepted its registered claims.
+    pub(crate) fn from_json(
+        json: String,
+        source: TokenSource,
+        check: impl FnOnce(&Registered<'_>) -> Result<(), InvalidToken>,
+    ) -> Result<Self, InvalidToken> {
+        let registered = Registered::parse(&json)?;
+        check(&registered)?;
+        let text = |s: &Option<Str<'_>>| s.as_ref().map(|s| Text::new(s, &json));
+        let inner = Inner {
+            issuer: text(&registered.iss),
+            subject: text(&registered.sub),
+            client_id: registered.client().map(|s| Text::new(s, &json)),
+            username: text(&registered.username),
+            token_id: text(&registered.jti),
+            audiences: registered.aud.iter().map(str::to_owned).collect(),
+            scopes: registered.scopes()?,
+            expires_at: registered.exp,
+            issued_at: registered.iat,
+            source,
+            claims: OnceLock::new(),
+            json: Box::default(),
+        };
+        drop(registered);
         Ok(Principal {
             inner: Arc::new(Inner {
-                client_id_claim,
-                audiences,
-                scopes,
-                expires_at,
-                issued_at,
-                source,
-                claims,
+                json: json.into_boxed_str(),
+                ..inner
             }),
         })
     }
 
+    fn text<'p>(&'p self, t: &'p Option<Text>) -> Option<&'p str> {
+        t.as_ref().map(|t| t.get(&self.inner.json))
+    }
+
     /// The issuer (`iss`).
     pub fn issuer(&self) -> Option<&str> {
-        self.str_claim("iss")
+        self.text(&self.inner.issuer)
     }
 
     /// The subject (`sub`). Client-credentials tokens often have none, or
     /// the client id.
     pub fn subject(&self) -> Option<&str> {
-        self.str_claim("sub")
+        self.text(&self.inner.subject)
     }
 
     /// The OAuth client the token was issued to: `client_id` (RFC 9068,
     /// RFC 7662), else `azp` (OpenID Connect, Keycloak, Entra), else `cid`
     /// (Okta).
     pub fn client_id(&self) -> Option<&str> {
-        self.str_claim(self.inner.client_id_claim?)
+        self.text(&self.inner.client_id)
     }
 
     /// The human-readable `username`, when introspection reports one.
     pub fn username(&self) -> Option<&str> {
-        self.str_claim("username")
+        self.text(&self.inner.username)
     }
 
     /// The audiences (`aud`), as a list even when the token had one string.
@@ -179,13 +231,7 @@ impl Principal {
 
     /// The token's unique id (`jti`).
     pub fn token_id(&self) -> Option<&str> {
-        self.str_claim("jti")
-    }
-
-    /// A string claim; `from_claims` checked that those we expose are
-    /// strings when present.
-    fn str_claim(&self, name: &str) -> Option<&str> {
-        self.inner.claims.get(name).and_then(Value::as_str)
+        self.text(&self.inner.token_id)
     }
 
     /// How the token was verified.
@@ -194,13 +240,17 @@ impl Principal {
     }
 
     /// Every claim of the token (or field of the introspection answer).
+    /// Parsed from the claims' text on the first call for this token.
     pub fn claims(&self) -> &Map<String, Value> {
-        &self.inner.claims
+        self.inner.claims.get_or_init(|| {
+            // The text parsed as an object when the principal was built.
+            serde_json::from_str(&self.inner.json).unwrap_or_default()
+        })
     }
 
     /// One claim by name.
     pub fn claim(&self, name: &str) -> Option<&Value> {
-        self.inner.claims.get(name)
+        self.claims().get(name)
     }
 
     /// The claims deserialized into your own type.
@@ -215,7 +265,7 @@ impl Principal {
     /// assert_eq!(custom.tenant, "acme");
     /// ```
     pub fn claims_as<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
-        serde_json::from_value(Value::Object(self.inner.claims.clone()))
+        serde_json::from_str(&self.inner.json)
     }
 
     /// Whether the token was issued to a client acting for itself (the
@@ -249,80 +299,6 @@ impl fmt::Debug for Principal {
             .field("expires_at", &self.inner.expires_at)
             .field("source", &self.inner.source)
             .finish_non_exhaustive()
-    }
-}
-
-fn opt_str<'c>(
-    claims: &'c Map<String, Value>,
-    name: &str,
-) -> Result<Option<&'c str>, InvalidToken> {
-    match claims.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(InvalidToken::MalformedClaim),
-    }
-}
-
-/// RFC 7519 §2 NumericDate: a JSON number of seconds, possibly fractional.
-/// Strings, negative numbers and values past year 9999 are refused. Fractions
-/// are dropped, which only makes `exp` earlier.
-pub(crate) fn opt_numeric_date(
-    claims: &Map<String, Value>,
-    name: &str,
-) -> Result<Option<u64>, InvalidToken> {
-    const MAX: u64 = 253_402_300_799; // 9999-12-31T23:59:59Z
-    match claims.get(name) {
-        None => Ok(None),
-        Some(Value::Number(n)) => {
-            let secs = match (n.as_u64(), n.as_f64()) {
-                (Some(u), _) => u,
-                (None, Some(f)) if f.is_finite() && f >= 0.0 && f <= MAX as f64 => f as u64,
-                _ => return Err(InvalidToken::MalformedClaim),
-            };
-            if secs > MAX {
-                return Err(InvalidToken::MalformedClaim);
-            }
-            Ok(Some(secs))
-        }
-        Some(_) => Err(InvalidToken::MalformedClaim),
-    }
-}
-
-fn audiences(claims: &Map<String, Value>) -> Result<Vec<String>, InvalidToken> {
-    match claims.get("aud") {
-        None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::String(s)) => Ok(vec![s.clone()]),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|v| match v {
-                Value::String(s) => Ok(s.clone()),
-                _ => Err(InvalidToken::MalformedClaim),
-            })
-            .collect(),
-        Some(_) => Err(InvalidToken::MalformedClaim),
-    }
-}
-
-fn scopes(claims: &Map<String, Value>) -> Result<Scopes, InvalidToken> {
-    // `scope` (RFC 9068 §2.2.3, RFC 8693 §4.2) is one space-separated
-    // string; `scp` (Entra, Okta) is read only when `scope` is absent, as a
-    // string or an array of scope tokens. Any other shape is doubt, refused.
-    let bad = |_| InvalidToken::MalformedClaim;
-    match (claims.get("scope"), claims.get("scp")) {
-        (Some(Value::String(s)), _) => Scopes::parse(s).map_err(bad),
-        (Some(Value::Null) | None, None | Some(Value::Null)) => Ok(Scopes::default()),
-        (Some(Value::Null) | None, Some(Value::String(s))) => Scopes::parse(s).map_err(bad),
-        (Some(Value::Null) | None, Some(Value::Array(items))) => {
-            let mut tokens = Vec::with_capacity(items.len());
-            for item in items {
-                match item {
-                    Value::String(s) => tokens.push(s.as_str()),
-                    _ => return Err(InvalidToken::MalformedClaim),
-                }
-            }
-            Scopes::try_from_iter(tokens).map_err(bad)
-        }
-        _ => Err(InvalidToken::MalformedClaim),
     }
 }
 

@@ -1,0 +1,427 @@
+//! The claims tokengate reads, and the rules they must pass: RFC 7519 §4.1
+//! (registered claims), RFC 9068 §2.2 (JWT access tokens) and RFC 7662 §2.2
+//! (introspection answers). One parser and one set of rules for both
+//! sources of claims.
+//!
+//! The JSON object is read once, into [`Registered`], borrowing its strings
+//! from the text wherever they have no escapes: the claims a service never
+//! asks for cost no allocation. A claim of the wrong JSON type fails the
+//! parse and is reported as [`InvalidToken::MalformedClaim`]: a token whose
+//! meaning is in doubt is refused, not half-read.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{self, IgnoredAny, SeqAccess, Visitor};
+use serde_json::Value;
+
+use crate::error::InvalidToken;
+use crate::scope::Scopes;
+
+/// The claims we read from a JSON object of claims (a JWT payload or an
+/// introspection answer). Every other member is skipped over, still checked
+/// to be well-formed JSON.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub(crate) struct Registered<'a> {
+    /// `iss`: a string when present (`null` is malformed).
+    #[serde(borrow, deserialize_with = "non_null_str")]
+    pub(crate) iss: Option<Str<'a>>,
+    #[serde(borrow)]
+    pub(crate) sub: Option<Str<'a>>,
+    #[serde(borrow)]
+    pub(crate) aud: Strings<'a>,
+    #[serde(deserialize_with = "numeric_date")]
+    pub(crate) exp: Option<u64>,
+    #[serde(deserialize_with = "numeric_date")]
+    pub(crate) nbf: Option<u64>,
+    #[serde(deserialize_with = "numeric_date")]
+    pub(crate) iat: Option<u64>,
+    #[serde(borrow)]
+    pub(crate) jti: Option<Str<'a>>,
+    #[serde(borrow)]
+    pub(crate) client_id: Option<Str<'a>>,
+    /// OpenID Connect's authorized party (Keycloak, Entra).
+    #[serde(borrow)]
+    pub(crate) azp: Option<Str<'a>>,
+    /// Okta's client id.
+    #[serde(borrow)]
+    pub(crate) cid: Option<Str<'a>>,
+    #[serde(borrow)]
+    pub(crate) username: Option<Str<'a>>,
+    /// RFC 6749 §3.3 scope string (RFC 9068 §2.2.3, RFC 8693 §4.2).
+    #[serde(borrow)]
+    pub(crate) scope: Option<Str<'a>>,
+    /// Entra's and Okta's scopes: a string or an array of strings.
+    #[serde(borrow)]
+    pub(crate) scp: Strings<'a>,
+    /// RFC 7800 confirmation: the token is bound to a key.
+    pub(crate) cnf: Option<IgnoredAny>,
+    // Claims only an OpenID Connect ID token carries.
+    pub(crate) nonce: Seen,
+    pub(crate) at_hash: Seen,
+    pub(crate) c_hash: Seen,
+    pub(crate) auth_time: Seen,
+    // Introspection answers: what the server says the token is.
+    pub(crate) token_type: Option<Value>,
+    pub(crate) token_use: Option<Value>,
+    pub(crate) typ: Option<Value>,
+}
+
+impl<'a> Registered<'a> {
+    /// Reads a JSON object of claims. Text that is not a JSON object is
+    /// [`InvalidToken::Malformed`]; a claim of the wrong type is
+    /// [`InvalidToken::MalformedClaim`].
+    pub(crate) fn parse(json: &'a str) -> Result<Self, InvalidToken> {
+        // serde would also take an array for a struct.
+        if json.trim_start().as_bytes().first() != Some(&b'{') || !nesting_within_limit(json) {
+            return Err(InvalidToken::Malformed);
+        }
+        serde_json::from_str(json).map_err(|e| match e.classify() {
+            serde_json::error::Category::Data => InvalidToken::MalformedClaim,
+            _ => InvalidToken::Malformed,
+        })
+    }
+
+    /// `exp` (required or not, as the caller says), `nbf` and `iat`, each
+    /// with the leeway. RFC 7519 §4.1.4: valid only while now is before
+    /// `exp`.
+    pub(crate) fn check_times(
+        &self,
+        exp_required: bool,
+        leeway: u64,
+        now: u64,
+    ) -> Result<(), InvalidToken> {
+        match self.exp {
+            Some(exp) if now >= exp.saturating_add(leeway) => return Err(InvalidToken::Expired),
+            Some(_) => {}
+            None if exp_required => return Err(InvalidToken::MissingClaim),
+            None => {}
+        }
+        if self.nbf.is_some_and(|nbf| nbf > now.saturating_add(leeway)) {
+            return Err(InvalidToken::NotYetValid);
+        }
+        if self.iat.is_some_and(|iat| iat > now.saturating_add(leeway)) {
+            return Err(InvalidToken::IssuedInFuture);
+        }
+        Ok(())
+    }
+
+    /// `iss` equals the issuer exactly (RFC 8725 §3.8), when `required` or
+    /// present.
+    pub(crate) fn check_issuer(&self, issuer: &str, required: bool) -> Result<(), InvalidToken> {
+        match &self.iss {
+            None if !required => Ok(()),
+            None => Err(InvalidToken::MissingClaim),
+            Some(iss) if iss.as_str() == issuer => Ok(()),
+            Some(_) => Err(InvalidToken::WrongIssuer),
+        }
+    }
+
+    /// `aud` names one of our audiences (RFC 7519 §4.1.3, RFC 8725 §3.9),
+    /// when `required` or present. No configured audiences means the user
+    /// opted out.
+    pub(crate) fn check_audience(
+        &self,
+        audiences: &[String],
+        required: bool,
+    ) -> Result<(), InvalidToken> {
+        if audiences.is_empty() {
+            return Ok(());
+        }
+        match &self.aud {
+            Strings::Absent if !required => Ok(()),
+            Strings::Absent => Err(InvalidToken::MissingClaim),
+            Strings::Null => Err(InvalidToken::MalformedClaim),
+            aud => aud
+                .iter()
+                .any(|a| audiences.iter().any(|x| x == a))
+                .then_some(())
+                .ok_or(InvalidToken::WrongAudience),
+        }
+    }
+
+    /// A token bound to a key (`cnf`, RFC 7800) proves nothing when
+    /// presented as a bearer token: RFC 9449 §7 (DPoP) and RFC 8705 §3
+    /// (mTLS) require the resource server to check the binding, which a
+    /// bearer-only server cannot.
+    pub(crate) fn check_not_sender_constrained(&self) -> Result<(), InvalidToken> {
+        match self.cnf {
+            None => Ok(()),
+            Some(_) => Err(InvalidToken::SenderConstrained),
+        }
+    }
+
+    /// Whether ID-token-only claims are present (`nonce`, `at_hash`,
+    /// `c_hash`, `auth_time`).
+    pub(crate) fn has_id_token_claims(&self) -> bool {
+        self.nonce.0 || self.at_hash.0 || self.c_hash.0 || self.auth_time.0
+    }
+
+    /// The client id: `client_id` (RFC 9068, RFC 7662), else `azp`, else
+    /// `cid`.
+    pub(crate) fn client(&self) -> Option<&Str<'a>> {
+        self.client_id
+            .as_ref()
+            .or(self.azp.as_ref())
+            .or(self.cid.as_ref())
+    }
+
+    /// The granted scopes: `scope` when present, else `scp`; each token of
+    /// RFC 6749 §3.3 syntax.
+    pub(crate) fn scopes(&self) -> Result<Scopes, InvalidToken> {
+        let scopes = match (&self.scope, &self.scp) {
+            (Some(s), _) | (None, Strings::One(s)) => Scopes::parse(s.as_str()),
+            (None, Strings::Absent | Strings::Null) => Ok(Scopes::default()),
+            (None, many) => Scopes::try_from_iter(many.iter()),
+        };
+        scopes.map_err(|_| InvalidToken::MalformedClaim)
+    }
+}
+
+/// serde_json refuses values nested deeper than 128 levels, but not in the
+/// members it skips: this keeps that limit for the whole text, so that a
+/// claims object the layer accepts is one every other JSON reader (and
+/// [`Principal::claims`](crate::Principal::claims)) can read too.
+pub(crate) fn nesting_within_limit(json: &str) -> bool {
+    const MAX_DEPTH: usize = 128;
+    let bytes = json.as_bytes();
+    // Cheap and vectorized: too few brackets to nest that deep at all.
+    if bytes.iter().filter(|&&b| b == b'[' || b == b'{').count() <= MAX_DEPTH {
+        return true;
+    }
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in bytes {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return false;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    true
+}
+
+/// A JSON string, borrowed from the text when it has no escapes.
+pub(crate) struct Str<'a>(pub(crate) Cow<'a, str>);
+
+impl Str<'_> {
+    pub(crate) fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct StrVisitor;
+        impl<'de> Visitor<'de> for StrVisitor {
+            type Value = Str<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Str(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Str(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(StrVisitor)
+    }
+}
+
+/// A string claim that may be absent but not `null`.
+fn non_null_str<'de: 'a, 'a, D: de::Deserializer<'de>>(d: D) -> Result<Option<Str<'a>>, D::Error> {
+    Str::deserialize(d).map(Some)
+}
+
+/// A claim that is a string or an array of strings (`aud`, `scp`), telling
+/// absent from `null`.
+#[derive(Default)]
+pub(crate) enum Strings<'a> {
+    #[default]
+    Absent,
+    Null,
+    One(Str<'a>),
+    Many(Vec<Str<'a>>),
+}
+
+impl Strings<'_> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &str> {
+        let (one, many): (Option<&Str<'_>>, &[Str<'_>]) = match self {
+            Strings::One(s) => (Some(s), &[]),
+            Strings::Many(v) => (None, v),
+            Strings::Absent | Strings::Null => (None, &[]),
+        };
+        one.into_iter().chain(many).map(Str::as_str)
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Strings<'a> {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct StringsVisitor;
+        impl<'de> Visitor<'de> for StringsVisitor {
+            type Value = Strings<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string or an array of strings")
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(Strings::Null)
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Strings::One(Str(Cow::Borrowed(v))))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Strings::One(Str(Cow::Owned(v.to_owned()))))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(1).min(16));
+                while let Some(item) = seq.next_element::<Str<'de>>()? {
+                    items.push(item);
+                }
+                Ok(Strings::Many(items))
+            }
+        }
+        d.deserialize_any(StringsVisitor)
+    }
+}
+
+/// RFC 7519 §2 NumericDate: a JSON number of seconds, possibly fractional.
+/// Strings, `null`, negative numbers and values past year 9999 are
+/// refused. Fractions are dropped, which only makes `exp` earlier.
+fn numeric_date<'de, D: de::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    const MAX: u64 = 253_402_300_799; // 9999-12-31T23:59:59Z
+    struct DateVisitor;
+    impl Visitor<'_> for DateVisitor {
+        type Value = u64;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a NumericDate")
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<u64, E> {
+            if v <= MAX {
+                Ok(v)
+            } else {
+                Err(E::custom("NumericDate out of range"))
+            }
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<u64, E> {
+            u64::try_from(v)
+                .map_err(|_| E::custom("negative NumericDate"))
+                .and_then(|v| self.visit_u64(v))
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<u64, E> {
+            if v.is_finite() && v >= 0.0 && v <= MAX as f64 {
+                Ok(v as u64)
+            } else {
+                Err(E::custom("NumericDate out of range"))
+            }
+        }
+    }
+    d.deserialize_any(DateVisitor).map(Some)
+}
+
+/// Whether a member is present at all, whatever its value (`null`
+/// included).
+#[derive(Default)]
+pub(crate) struct Seen(pub(crate) bool);
+
+impl<'de> Deserialize<'de> for Seen {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        IgnoredAny::deserialize(d).map(|_| Seen(true))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_borrow_unless_escaped() {
+        let json = r#"{"sub":"alice","iss":"https:\/\/as","aud":["a","b\u0063"]}"#;
+        let r = Registered::parse(json).unwrap();
+        assert!(matches!(r.sub.as_ref().unwrap().0, Cow::Borrowed("alice")));
+        assert_eq!(r.iss.as_ref().unwrap().as_str(), "https://as");
+        assert_eq!(r.aud.iter().collect::<Vec<_>>(), ["a", "bc"]);
+    }
+
+    #[test]
+    fn wrong_types_are_malformed_claims_and_bad_json_is_malformed() {
+        for json in [
+            r#"{"exp":"1"}"#,
+            r#"{"exp":null}"#,
+            r#"{"exp":-1}"#,
+            r#"{"exp":1e300}"#,
+            r#"{"iss":null}"#,
+            r#"{"sub":7}"#,
+            r#"{"aud":[1]}"#,
+            r#"{"scope":["a"]}"#,
+            r#"{"scp":{"a":1}}"#,
+            r#"{"sub":"a","sub":"b"}"#,
+        ] {
+            assert_eq!(
+                Registered::parse(json).err(),
+                Some(InvalidToken::MalformedClaim),
+                "{json}"
+            );
+        }
+        for json in [r#"["exp"]"#, "{", r#"{"a":}"#, "null", ""] {
+            assert_eq!(
+                Registered::parse(json).err(),
+                Some(InvalidToken::Malformed),
+                "{json}"
+            );
+        }
+    }
+
+    #[test]
+    fn null_is_absent_for_optional_strings_but_not_for_aud() {
+        let r = Registered::parse(r#"{"sub":null,"aud":null,"cnf":null,"nonce":null}"#).unwrap();
+        assert!(r.sub.is_none());
+        assert!(matches!(r.aud, Strings::Null));
+        assert!(r.check_not_sender_constrained().is_ok());
+        assert!(r.has_id_token_claims());
+        assert_eq!(
+            r.check_audience(&["api".into()], false),
+            Err(InvalidToken::MalformedClaim)
+        );
+    }
+
+    #[test]
+    fn nesting_is_limited_even_in_skipped_members() {
+        let deep = |n: usize| format!(r#"{{"x":{}{}}}"#, "[".repeat(n), "]".repeat(n));
+        assert!(Registered::parse(&deep(120)).is_ok());
+        assert_eq!(
+            Registered::parse(&deep(200)).err(),
+            Some(InvalidToken::Malformed)
+        );
+        // Brackets inside strings do not count.
+        let quoted = format!(r#"{{"x":"{}"}}"#, "[".repeat(500));
+        assert!(Registered::parse(&quoted).is_ok());
+        let escaped = format!(r#"{{"x":"\"{}"}}"#, "{".repeat(500));
+        assert!(Registered::parse(&escaped).is_ok());
+    }
+
+    #[test]
+    fn fractional_dates_round_down() {
+        let r = Registered::parse(r#"{"exp":1000.9,"nbf":5,"iat":0}"#).unwrap();
+        assert_eq!((r.exp, r.nbf, r.iat), (Some(1000), Some(5), Some(0)));
+    }
+}
