@@ -48,6 +48,9 @@ pub(crate) struct Registered<'a> {
     /// Okta's client id.
     #[serde(borrow)]
     pub(crate) cid: Option<Str<'a>>,
+    /// Entra ID v1's client id.
+    #[serde(borrow)]
+    pub(crate) appid: Option<Str<'a>>,
     #[serde(borrow)]
     pub(crate) username: Option<Str<'a>>,
     /// RFC 6749 §3.3 scope string (RFC 9068 §2.2.3, RFC 8693 §4.2).
@@ -160,12 +163,13 @@ impl<'a> Registered<'a> {
     }
 
     /// The client id: `client_id` (RFC 9068, RFC 7662), else `azp`, else
-    /// `cid`.
+    /// `cid`, else `appid`.
     pub(crate) fn client(&self) -> Option<&Str<'a>> {
         self.client_id
             .as_ref()
             .or(self.azp.as_ref())
             .or(self.cid.as_ref())
+            .or(self.appid.as_ref())
     }
 
     /// The granted scopes: `scope` when present, else `scp`; each token of

@@ -189,8 +189,8 @@ impl Principal {
     }
 
     /// The OAuth client the token was issued to: `client_id` (RFC 9068,
-    /// RFC 7662), else `azp` (OpenID Connect, Keycloak, Entra), else `cid`
-    /// (Okta).
+    /// RFC 7662), else `azp` (OpenID Connect, Keycloak, Entra v2), else
+    /// `cid` (Okta), else `appid` (Entra v1).
     pub fn client_id(&self) -> Option<&str> {
         self.text(&self.inner.client_id)
     }
@@ -269,20 +269,29 @@ impl Principal {
     }
 
     /// Whether the token was issued to a client acting for itself (the
-    /// client-credentials grant): it has a client id, and either no subject
-    /// or a subject equal to the client id.
+    /// client-credentials grant), not to a user: it has a client id, and
+    /// either no subject or a subject equal to the client id (RFC 9068
+    /// §2.2, Okta, oidc-provider) — or the server says so in its own claim,
+    /// for servers whose machine tokens carry a subject of their own: Auth0
+    /// (`gty: "client-credentials"`) and Microsoft Entra ID (`idtyp:
+    /// "app"`, an optional claim to turn on).
     ///
     /// ```
     /// # use tokengate::{Principal, TokenSource};
-    /// let claims = serde_json::json!({"client_id": "billing", "sub": "billing"});
-    /// let p = Principal::from_claims(claims.as_object().unwrap().clone(), TokenSource::Jwt).unwrap();
-    /// assert!(p.is_client_credentials());
+    /// # let p = |v: serde_json::Value| Principal::from_claims(v.as_object().unwrap().clone(), TokenSource::Jwt).unwrap();
+    /// assert!(p(serde_json::json!({"client_id": "billing", "sub": "billing"})).is_client_credentials());
+    /// assert!(p(serde_json::json!({"azp": "billing", "sub": "billing@clients", "gty": "client-credentials"})).is_client_credentials());
+    /// assert!(!p(serde_json::json!({"client_id": "web", "sub": "alice"})).is_client_credentials());
     /// ```
     pub fn is_client_credentials(&self) -> bool {
-        match (self.client_id(), self.subject()) {
-            (Some(_), None) => true,
-            (Some(client), Some(sub)) => client == sub,
-            (None, _) => false,
+        let Some(client) = self.client_id() else {
+            return false;
+        };
+        let says =
+            |name: &str, value: &str| self.claim(name).and_then(Value::as_str) == Some(value);
+        match self.subject() {
+            None => true,
+            Some(sub) => sub == client || says("gty", "client-credentials") || says("idtyp", "app"),
         }
     }
 }
@@ -343,9 +352,33 @@ mod tests {
     }
 
     #[test]
-    fn client_id_falls_back_to_azp_then_cid() {
+    fn machine_tokens_are_told_from_user_tokens() {
+        let cc = |v: Value| principal(v).unwrap().is_client_credentials();
+        assert!(cc(json!({"client_id": "svc"})));
+        assert!(cc(json!({"client_id": "svc", "sub": "svc"})));
+        assert!(cc(
+            json!({"azp": "svc", "sub": "svc@clients", "gty": "client-credentials"})
+        ));
+        assert!(cc(json!({"azp": "svc", "sub": "0b5e", "idtyp": "app"})));
+        assert!(!cc(json!({"client_id": "web", "sub": "alice"})));
+        assert!(!cc(
+            json!({"azp": "web", "sub": "alice", "gty": "password"})
+        ));
+        assert!(!cc(json!({"sub": "svc"})));
+    }
+
+    #[test]
+    fn client_id_falls_back_to_azp_then_cid_then_appid() {
         assert_eq!(
-            principal(json!({"azp": "x"})).unwrap().client_id(),
+            principal(json!({"appid": "w", "sub": "oid"}))
+                .unwrap()
+                .client_id(),
+            Some("w")
+        );
+        assert_eq!(
+            principal(json!({"azp": "x", "appid": "w"}))
+                .unwrap()
+                .client_id(),
             Some("x")
         );
         assert_eq!(
