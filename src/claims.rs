@@ -253,7 +253,9 @@ impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
 }
 
 /// A string claim that may be absent but not `null`.
-fn non_null_str<'de: 'a, 'a, D: de::Deserializer<'de>>(d: D) -> Result<Option<Str<'a>>, D::Error> {
+pub(crate) fn non_null_str<'de: 'a, 'a, D: de::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Str<'a>>, D::Error> {
     Str::deserialize(d).map(Some)
 }
 

@@ -236,17 +236,16 @@ impl Gate {
     /// Everything that needs no I/O: cached answers, and JWT verification
     /// with the current key snapshot. Asks for I/O only on a cache miss.
     pub(crate) fn verify_now(&self, token: &str) -> Step {
-        let now = jwt::now_secs();
         let local_jwt = self.verify_jwt_locally && jwt::is_jws_compact(token);
         let Some(introspector) = self.introspector() else {
             return if local_jwt {
-                self.verify_jwt_now(token, now)
+                self.verify_jwt_now(token)
             } else {
                 Step::Done(Err(AuthError::InvalidToken(InvalidToken::NotAJwt)))
             };
         };
         let jwt = if local_jwt {
-            match self.verify_jwt_now(token, now) {
+            match self.verify_jwt_now(token) {
                 Step::Done(Ok(principal)) if introspector.mode() == IntrospectionMode::All => {
                     Some(principal)
                 }
@@ -256,7 +255,7 @@ impl Gate {
             None
         };
         let hash = token_cache::hash(token);
-        match introspector.cached(&hash, &self.rules, now) {
+        match introspector.cached(&hash, &self.rules, jwt::now_secs()) {
             Some(Ok(answer)) => Step::Done(Ok(jwt.unwrap_or(answer))),
             Some(Err(e)) => Step::Done(Err(e)),
             None => Step::Pending(Pending::Introspection { hash, jwt }),
@@ -265,7 +264,7 @@ impl Gate {
 
     /// The JWT path: parse the header, then the verified-token cache, then
     /// pick the key from the current snapshot and verify.
-    fn verify_jwt_now(&self, token: &str, now: u64) -> Step {
+    fn verify_jwt_now(&self, token: &str) -> Step {
         // The header first: it is short, and a token it refuses (garbage, a
         // forbidden algorithm) costs no hash and no cache lookup. A cached
         // token passed these same checks when it was verified.
@@ -273,6 +272,7 @@ impl Gate {
             Ok(jws) => jws,
             Err(e) => return Step::Done(Err(AuthError::InvalidToken(e))),
         };
+        let now = jwt::now_secs();
         let snapshot = self.jwks.snapshot();
         let usable = snapshot.usable(Instant::now());
         let cached = self

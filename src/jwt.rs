@@ -11,7 +11,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 
-use crate::claims::{Registered, Strings};
+use crate::claims::{Registered, Seen, Str, Strings, non_null_str};
 use crate::error::InvalidToken;
 use crate::keys::{Algorithm, AlgorithmSet, VerifyingKey, parse_alg};
 use crate::principal::{Principal, TokenSource};
@@ -48,34 +48,21 @@ impl std::fmt::Debug for Jws<'_> {
     }
 }
 
+/// The JOSE header parameters we read, borrowed from the decoded header.
 #[derive(Deserialize)]
-struct Header {
-    alg: String,
+struct Header<'a> {
+    #[serde(borrow)]
+    alg: Str<'a>,
     // `kid` and `typ` are strings when present (RFC 7515 §4.1.4, §4.1.9):
     // `null` is malformed, not absent.
-    #[serde(default, deserialize_with = "present_string")]
-    kid: Option<String>,
-    #[serde(default, deserialize_with = "present_string")]
-    typ: Option<String>,
+    #[serde(default, borrow, deserialize_with = "non_null_str")]
+    kid: Option<Str<'a>>,
+    #[serde(default, borrow, deserialize_with = "non_null_str")]
+    typ: Option<Str<'a>>,
     // Present at all means "you must understand these extensions"; we
     // understand none, so its contents do not matter.
     #[serde(default)]
     crit: Seen,
-}
-
-fn present_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    String::deserialize(d).map(Some)
-}
-
-/// Whether a header parameter is present at all, whatever its value
-/// (`"crit": null` included).
-#[derive(Default)]
-struct Seen(bool);
-
-impl<'de> serde::Deserialize<'de> for Seen {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        serde::de::IgnoredAny::deserialize(d).map(|_| Seen(true))
-    }
 }
 
 /// Whether a token has the JWS compact shape (three parts). Anything else is
@@ -99,26 +86,41 @@ pub(crate) fn parse<'t>(token: &'t str, rules: &ClaimRules) -> Result<Jws<'t>, I
     {
         return Err(InvalidToken::Malformed);
     }
-    let header_json = URL_SAFE_NO_PAD
-        .decode(header_b64)
-        .map_err(|_| InvalidToken::Malformed)?;
+    // Headers are small: decode on the stack, and spare the allocator on
+    // the path garbage takes.
+    let mut stack = [0u8; 512];
+    let heap;
+    let header_json: &[u8] = match URL_SAFE_NO_PAD.decode_slice(header_b64, &mut stack) {
+        Ok(n) => &stack[..n],
+        Err(base64::DecodeSliceError::OutputSliceTooSmall) => {
+            heap = URL_SAFE_NO_PAD
+                .decode(header_b64)
+                .map_err(|_| InvalidToken::Malformed)?;
+            &heap
+        }
+        Err(_) => return Err(InvalidToken::Malformed),
+    };
     // RFC 7515 §4: the header is a JSON object (serde would also take an
-    // array for a struct).
-    if header_json.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+    // array for a struct). Checking both ends first also turns most garbage
+    // away before the JSON parser is asked.
+    let not_ws = |b: &&u8| !b.is_ascii_whitespace();
+    if header_json.iter().find(not_ws) != Some(&b'{')
+        || header_json.iter().rev().find(not_ws) != Some(&b'}')
+    {
         return Err(InvalidToken::Malformed);
     }
     let header: Header =
-        serde_json::from_slice(&header_json).map_err(|_| InvalidToken::Malformed)?;
-    let alg = parse_alg(&header.alg)
+        serde_json::from_slice(header_json).map_err(|_| InvalidToken::Malformed)?;
+    let alg = parse_alg(header.alg.as_str())
         .filter(|alg| rules.algorithms.contains(*alg))
         .ok_or(InvalidToken::UnsupportedAlgorithm)?;
     if header.crit.0 {
         return Err(InvalidToken::UnsupportedCritical);
     }
-    check_typ(header.typ.as_deref(), rules.strict_rfc9068)?;
+    check_typ(header.typ.as_ref().map(Str::as_str), rules.strict_rfc9068)?;
     Ok(Jws {
         alg,
-        kid: header.kid,
+        kid: header.kid.map(|kid| kid.as_str().to_owned()),
         signing_input,
         payload,
         signature,

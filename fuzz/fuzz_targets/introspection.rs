@@ -1,0 +1,264 @@
+//! Introspection answers (RFC 7662 §2.2) parsed into a `Principal`.
+//!
+//! The answer parser (`read_answer`/`check_active` in src/introspection.rs)
+//! is crate-private, so it is reached two public ways, on every input:
+//!
+//! 1. **End to end**: the input (after a flag byte) is the body an in-process
+//!    HTTP/1.1 server (std threads, loopback) returns from the introspection
+//!    endpoint; `TokenGate::verify` of an opaque token on a gate configured
+//!    with that endpoint (static keys, no discovery, answer caching off)
+//!    fetches it and runs the real parser. Flag bit 0 picks the gate with
+//!    `introspection_require_audience(true)`.
+//! 2. **Directly**: `serde_json` → `Principal::from_claims(…,
+//!    TokenSource::Introspection)` on the same bytes.
+//!
+//! Checks, besides "never panics": an unreadable answer (not a JSON object,
+//! `active` missing or not a boolean) is 503 `Unavailable::Introspection`,
+//! `active: false` is `Inactive`, `active: true` is never a 503; an accepted
+//! answer has our issuer (or none), our audience (or none, unless required),
+//! an unexpired `exp`, an access-token `token_type`, no `cnf`, and the same
+//! principal `from_claims` builds; `from_claims` reports accessors equal to
+//! the JSON it was given and accepts every well-typed object.
+#![no_main]
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use common::*;
+use libfuzzer_sys::fuzz_target;
+use serde_json::{Map, Value};
+use tokengate::{AuthError, InvalidToken, Principal, Scopes, TokenGate, TokenSource, Unavailable};
+
+const LEEWAY: u64 = 60;
+const OPAQUE: &str = "opaque-fuzz-token";
+
+/// The body the endpoint returns next.
+static BODY: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+
+fn serve(stream: TcpStream) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut out = stream;
+    loop {
+        let mut length = 0usize;
+        let mut line = String::new();
+        loop {
+            line.clear();
+            match reader.read_line(&mut line) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+            if line == "\r\n" {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':')
+                && name.eq_ignore_ascii_case("content-length")
+            {
+                length = value.trim().parse().unwrap_or(0);
+            }
+        }
+        let mut request_body = vec![0; length];
+        if std::io::Read::read_exact(&mut reader, &mut request_body).is_err() {
+            return;
+        }
+        let body = BODY.lock().unwrap().clone();
+        let mut response = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        response.extend_from_slice(&body);
+        if out.write_all(&response).is_err() {
+            return;
+        }
+    }
+}
+
+fn endpoint() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            stream.set_nodelay(true).ok();
+            std::thread::spawn(move || serve(stream));
+        }
+    });
+    format!("http://{addr}/introspect")
+}
+
+struct Gates {
+    optional_aud: TokenGate,
+    required_aud: TokenGate,
+}
+
+fn gates() -> &'static Gates {
+    static GATES: OnceLock<Gates> = OnceLock::new();
+    GATES.get_or_init(|| {
+        let url = endpoint();
+        let gate = |require: bool| {
+            build(
+                builder()
+                    .audience(AUDIENCE)
+                    .leeway(Duration::from_secs(LEEWAY))
+                    .introspection_credentials("resource-server", "s3cret")
+                    .introspection_endpoint(url.clone())
+                    .introspection_cache_ttl(Duration::ZERO)
+                    .introspection_inactive_ttl(Duration::ZERO)
+                    .introspection_require_audience(require),
+            )
+        };
+        Gates {
+            optional_aud: gate(false),
+            required_aud: gate(true),
+        }
+    })
+}
+
+fn str_or_absent(v: Option<&Value>) -> bool {
+    matches!(v, None | Some(Value::Null | Value::String(_)))
+}
+
+/// Every claim `from_claims` reads has its documented type.
+fn well_typed(m: &Map<String, Value>) -> bool {
+    const MAX: u64 = 253_402_300_799;
+    let strings = ["iss", "sub", "client_id", "azp", "cid", "username", "jti"]
+        .iter()
+        .all(|n| str_or_absent(m.get(*n)));
+    let aud = match m.get("aud") {
+        None | Some(Value::Null | Value::String(_)) => true,
+        Some(Value::Array(a)) => a.iter().all(Value::is_string),
+        _ => false,
+    };
+    let dates = ["exp", "iat"].iter().all(|n| match m.get(*n) {
+        None => true,
+        Some(v) => v.as_u64().is_some_and(|u| u <= MAX),
+    });
+    let scope = match (m.get("scope"), m.get("scp")) {
+        (None, None) => true,
+        (Some(Value::String(s)), _) => Scopes::parse(s).is_ok(),
+        _ => false,
+    };
+    strings && aud && dates && scope
+}
+
+/// `from_claims` read the JSON it was given.
+fn check_principal_matches(p: &Principal, m: &Map<String, Value>) {
+    let s = |n: &str| m.get(n).and_then(Value::as_str);
+    assert_eq!(p.claims(), m);
+    assert_eq!(p.issuer(), s("iss"));
+    assert_eq!(p.subject(), s("sub"));
+    assert_eq!(p.username(), s("username"));
+    assert_eq!(p.token_id(), s("jti"));
+    assert_eq!(p.client_id(), s("client_id").or(s("azp")).or(s("cid")));
+    match m.get("aud") {
+        Some(Value::String(a)) => assert_eq!(p.audiences(), [a.clone()]),
+        Some(Value::Array(a)) => assert_eq!(p.audiences().len(), a.len()),
+        _ => assert!(p.audiences().is_empty()),
+    }
+    if let Some(Value::String(scope)) = m.get("scope") {
+        assert_eq!(p.scopes(), &Scopes::parse(scope).unwrap());
+    }
+    for t in p.scopes().iter() {
+        assert!(tokengate::is_scope_token(t));
+    }
+    if let Some(exp) = m.get("exp").and_then(Value::as_u64) {
+        let at = p.expires_at().unwrap().duration_since(std::time::UNIX_EPOCH).unwrap();
+        assert_eq!(at.as_secs(), exp);
+    }
+    let _ = (p.issued_at(), p.is_client_credentials(), format!("{p:?}"));
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&flags, body)) = data.split_first() else {
+        return;
+    };
+    let require_aud = flags & 1 != 0;
+
+    // 2. Directly: JSON -> Principal::from_claims.
+    let parsed: Option<Map<String, Value>> = serde_json::from_slice(body).ok();
+    let direct = parsed
+        .clone()
+        .map(|m| Principal::from_claims(m, TokenSource::Introspection));
+    if let (Some(m), Some(result)) = (&parsed, &direct) {
+        match result {
+            Ok(p) => {
+                assert_eq!(p.source(), TokenSource::Introspection);
+                check_principal_matches(p, m);
+            }
+            Err(e) => {
+                assert_eq!(*e, InvalidToken::MalformedClaim);
+                assert!(!well_typed(m), "from_claims refused a well-typed object: {e:?}");
+            }
+        }
+    }
+
+    // 1. End to end, through the gate's introspection client.
+    let gates = gates();
+    let gate = if require_aud { &gates.required_aud } else { &gates.optional_aud };
+    *BODY.lock().unwrap() = body.to_vec();
+    let now_before = now_secs();
+    let result = runtime().block_on(gate.verify(OPAQUE));
+    if debug() {
+        eprintln!("introspection: flags {flags:#04x}: {:?}", result.as_ref().map(|p| p.subject()));
+    }
+    if let Err(e) = &result {
+        for grpc in [false, true] {
+            let r: http::Response<String> = gate.error_response(e, grpc);
+            if !grpc {
+                assert_eq!(r.status(), e.status());
+            }
+        }
+    }
+    let unavailable = AuthError::Unavailable(Unavailable::Introspection);
+    let Some(m) = &parsed else {
+        assert_eq!(result.err(), Some(unavailable), "an answer that is not a JSON object");
+        return;
+    };
+    match m.get("active") {
+        Some(Value::Bool(true)) => {}
+        Some(Value::Bool(false)) => {
+            assert_eq!(result.err(), Some(AuthError::InvalidToken(InvalidToken::Inactive)));
+            return;
+        }
+        _ => {
+            assert_eq!(result.err(), Some(unavailable), "\"active\" missing or not a boolean");
+            return;
+        }
+    }
+    let p = match result {
+        Ok(p) => p,
+        Err(AuthError::InvalidToken(_)) => return,
+        Err(other) => panic!("an active answer gave {other:?}"),
+    };
+    assert_eq!(p.source(), TokenSource::Introspection);
+    check_principal_matches(&p, m);
+    match direct {
+        Some(Ok(d)) => assert_eq!(d.claims(), p.claims()),
+        other => panic!("accepted an answer from_claims refuses: {:?}", other.map(|r| r.err())),
+    }
+    assert!(p.issuer().is_none_or(|i| i == ISSUER), "foreign issuer accepted");
+    if require_aud {
+        assert!(!p.audiences().is_empty(), "answer without aud accepted");
+    }
+    if !p.audiences().is_empty() {
+        assert!(p.audiences().iter().any(|a| a == AUDIENCE), "foreign audience accepted");
+    }
+    if let Some(exp) = p.expires_at() {
+        let exp = exp.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        assert!(exp + LEEWAY > now_before, "expired answer accepted");
+    }
+    match m.get("token_type") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(t)) => assert!(
+            t.eq_ignore_ascii_case("bearer")
+                || t.eq_ignore_ascii_case("access_token")
+                || t == "urn:ietf:params:oauth:token-type:access_token",
+            "token_type {t:?} accepted"
+        ),
+        Some(other) => panic!("token_type {other} accepted"),
+    }
+    assert!(m.get("cnf").is_none_or(Value::is_null), "sender-constrained answer accepted");
+});
