@@ -752,16 +752,16 @@ impl TokenGateBuilder {
     fn checked_url(&self, what: &'static str, url: &str) -> Result<Url, BuildError> {
         let parsed = Url::parse(url).map_err(|_| BuildError::InvalidUrl {
             what,
-            url: url.to_owned(),
+            url: redacted(url),
         })?;
         // RFC 8414 §2: no query or fragment in an issuer; and credentials in
-        // a URL would end up in logs.
+        // a URL would end up in logs (so the error shows them redacted).
         let issuer_extras =
             what == "issuer" && (parsed.query().is_some() || parsed.fragment().is_some());
         if issuer_extras || !parsed.username().is_empty() || parsed.password().is_some() {
             return Err(BuildError::InvalidUrl {
                 what,
-                url: url.to_owned(),
+                url: redacted(url),
             });
         }
         match parsed.scheme() {
@@ -791,6 +791,17 @@ fn default_client_auth(metadata: Option<&discovery::AuthorizationServerMetadata>
             ClientAuth::SecretPost
         }
         _ => ClientAuth::SecretBasic,
+    }
+}
+
+/// `url` for an error message: any `user:password@` part replaced, since
+/// errors are printed and logged.
+fn redacted(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
+        None => url.to_owned(),
     }
 }
 

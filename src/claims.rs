@@ -61,11 +61,11 @@ pub(crate) struct Registered<'a> {
     pub(crate) scp: Strings<'a>,
     /// RFC 7800 confirmation: the token is bound to a key.
     pub(crate) cnf: Option<IgnoredAny>,
-    // Claims only an OpenID Connect ID token carries.
+    // Claims only an OpenID Connect ID token carries (`auth_time` is not
+    // one: RFC 9068 §2.2.1 allows it in access tokens).
     pub(crate) nonce: Seen,
     pub(crate) at_hash: Seen,
     pub(crate) c_hash: Seen,
-    pub(crate) auth_time: Seen,
     // Introspection answers: what the server says the token is.
     pub(crate) token_type: Option<Value>,
     pub(crate) token_use: Option<Value>,
@@ -157,9 +157,9 @@ impl<'a> Registered<'a> {
     }
 
     /// Whether ID-token-only claims are present (`nonce`, `at_hash`,
-    /// `c_hash`, `auth_time`).
+    /// `c_hash`).
     pub(crate) fn has_id_token_claims(&self) -> bool {
-        self.nonce.0 || self.at_hash.0 || self.c_hash.0 || self.auth_time.0
+        self.nonce.0 || self.at_hash.0 || self.c_hash.0
     }
 
     /// The client id: `client_id` (RFC 9068, RFC 7662), else `azp`, else
@@ -184,12 +184,13 @@ impl<'a> Registered<'a> {
     }
 }
 
-/// serde_json refuses values nested deeper than 128 levels, but not in the
-/// members it skips: this keeps that limit for the whole text, so that a
-/// claims object the layer accepts is one every other JSON reader (and
-/// [`Principal::claims`](crate::Principal::claims)) can read too.
+/// serde_json limits nesting when it builds values (to 127 levels), but not
+/// in the members it skips. This holds the whole text to a lower limit, so
+/// that a claims object the layer accepts is one that
+/// [`Principal::claims`](crate::Principal::claims), and any other JSON
+/// reader, can read in full. No real token nests its claims this deep.
 pub(crate) fn nesting_within_limit(json: &str) -> bool {
-    const MAX_DEPTH: usize = 128;
+    const MAX_DEPTH: usize = 64;
     let bytes = json.as_bytes();
     // Cheap and vectorized: too few brackets to nest that deep at all.
     if bytes.iter().filter(|&&b| b == b'[' || b == b'{').count() <= MAX_DEPTH {
@@ -413,11 +414,15 @@ mod tests {
     #[test]
     fn nesting_is_limited_even_in_skipped_members() {
         let deep = |n: usize| format!(r#"{{"x":{}{}}}"#, "[".repeat(n), "]".repeat(n));
-        assert!(Registered::parse(&deep(120)).is_ok());
-        assert_eq!(
-            Registered::parse(&deep(200)).err(),
-            Some(InvalidToken::Malformed)
-        );
+        // The object itself is one level: 63 more are the most accepted.
+        assert!(Registered::parse(&deep(63)).is_ok());
+        for n in [64, 127, 128, 200] {
+            assert_eq!(
+                Registered::parse(&deep(n)).err(),
+                Some(InvalidToken::Malformed),
+                "{n}"
+            );
+        }
         // Brackets inside strings do not count.
         let quoted = format!(r#"{{"x":"{}"}}"#, "[".repeat(500));
         assert!(Registered::parse(&quoted).is_ok());

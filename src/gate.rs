@@ -316,11 +316,10 @@ impl Gate {
             Lookup::AlgorithmMismatch => Step::Done(Err(AuthError::InvalidToken(
                 InvalidToken::AlgorithmMismatch,
             ))),
-            Lookup::NoCandidate => {
-                Step::Done(Err(AuthError::InvalidToken(InvalidToken::UnknownKey)))
-            }
-            Lookup::UnknownKid if self.jwks.is_remote() => needs_keys,
-            Lookup::UnknownKid => {
+            // A new key (for a kid-less token: one for its algorithm) may
+            // be published by now: refresh, within the unknown-kid budget.
+            Lookup::UnknownKid | Lookup::NoCandidate if self.jwks.is_remote() => needs_keys,
+            Lookup::UnknownKid | Lookup::NoCandidate => {
                 Step::Done(Err(AuthError::InvalidToken(InvalidToken::UnknownKey)))
             }
         }

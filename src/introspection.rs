@@ -478,7 +478,11 @@ fn check_active(
     // Servers that say what a token is in their own words: Cognito and Hydra
     // (`token_use`), Keycloak (`typ`). A refresh or ID token is never an
     // access token, whatever `active` says.
-    let not_access = |claim: &Option<Value>, access: &[&str]| matches!(claim, Some(Value::String(v)) if !access.iter().any(|a| v.eq_ignore_ascii_case(a)));
+    let not_access = |claim: &Option<Value>, access: &[&str]| match claim {
+        None => false,
+        Some(Value::String(v)) => !access.iter().any(|a| v.eq_ignore_ascii_case(a)),
+        Some(_) => true,
+    };
     if not_access(&claims.token_use, &["access", "access_token"])
         || not_access(&claims.typ, &["Bearer", "at+jwt", "JWT"])
     {
@@ -613,6 +617,14 @@ mod tests {
             ),
             (
                 json!({"active": true, "typ": "Refresh"}),
+                InvalidToken::NotAnAccessToken,
+            ),
+            (
+                json!({"active": true, "token_use": ["refresh"]}),
+                InvalidToken::NotAnAccessToken,
+            ),
+            (
+                json!({"active": true, "typ": 5}),
                 InvalidToken::NotAnAccessToken,
             ),
         ];

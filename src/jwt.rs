@@ -191,7 +191,7 @@ fn validate(claims: &Registered<'_>, rules: &ClaimRules, now: u64) -> Result<(),
     // An OpenID Connect ID token whose audience happens to be ours (a client
     // id that is also an API, common on Entra) is not an access token
     // (RFC 9068 §4, RFC 8725 §3.11). Outside strict mode `typ` cannot tell
-    // them apart, so these ID-token-only claims do.
+    // them apart, so the claims only an ID token carries do.
     if claims.has_id_token_claims() && !rules.strict_rfc9068 {
         return Err(InvalidToken::WrongType);
     }

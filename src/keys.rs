@@ -365,9 +365,10 @@ pub(crate) enum Lookup<'a> {
 }
 
 /// At most this many keys are tried for one token: a token without `kid`
-/// during a rotation, or a `kid` the issuer reused across keys. Trying more
-/// would let one request buy many signature checks.
-pub(crate) const MAX_CANDIDATES: usize = 4;
+/// while the issuer publishes its previous, current and next keys, or a
+/// `kid` the issuer reused across keys. Each try is a signature check a
+/// request can make us pay for, so the bound stays small.
+pub(crate) const MAX_CANDIDATES: usize = 3;
 
 /// The keys that support a token's algorithm, among those it may name.
 #[derive(Clone, Copy)]
@@ -443,9 +444,9 @@ impl KeySet {
         self.all.is_empty()
     }
 
-    /// The key for a token's `kid` and `alg`. A token without `kid` matches
-    /// only when exactly one key supports its `alg`: we do not try keys one
-    /// after another on an attacker's behalf.
+    /// The keys for a token's `kid` and `alg`: those with that `kid`, or for
+    /// a token without `kid` every key; in both cases only keys that
+    /// support `alg`, and at most [`MAX_CANDIDATES`] of them.
     pub(crate) fn lookup(&self, kid: Option<&str>, alg: Algorithm) -> Lookup<'_> {
         let (keys, miss) = match kid {
             Some(kid) => match self.by_kid.get(kid) {

@@ -1680,19 +1680,25 @@ async fn deeply_nested_json_in_the_claims_is_refused() {
             label,
         );
     }
-    // Nesting within serde_json's limit is an ordinary claim.
-    let claims = format!(
-        r#"{prefix},"deep":{}{}}}"#,
-        "[".repeat(100),
-        "]".repeat(100)
-    );
+    // Within the documented limit (64 levels, the claims object included)
+    // nesting is an ordinary claim; one level more is refused.
+    let nested = |levels: usize| {
+        let claims = format!(
+            r#"{prefix},"deep":{}{}}}"#,
+            "[".repeat(levels),
+            "]".repeat(levels)
+        );
+        hs256(header, claims.as_bytes())
+    };
     let answer = t
-        .attack(
-            "claims with 100 levels of [ ] (valid)",
-            &hs256(header, claims.as_bytes()),
-        )
+        .attack("claims with 63 levels of [ ] (valid)", &nested(63))
         .await;
     assert_eq!(answer.status, StatusCode::OK);
+    refused(
+        &t.attack("claims with 64 levels of [ ]", &nested(64)).await,
+        Some(InvalidToken::Malformed),
+        "64 levels",
+    );
     // No network was needed for any of it.
     assert_eq!(t.issuer.requests(Endpoint::Jwks), 0);
     t.still_serves().await;

@@ -155,6 +155,28 @@ async fn plain_http_is_refused_off_loopback() {
 }
 
 #[tokio::test]
+async fn credentials_in_a_url_are_refused_and_never_printed() {
+    for (issuer, jwks_uri) in [
+        ("https://admin:hunter2@auth.example.com", None),
+        (
+            "https://auth.example.com",
+            Some("https://admin:hunter2@auth.example.com/jwks"),
+        ),
+        ("https://admin:hunter2@[::1", None),
+    ] {
+        let mut builder = TokenGate::builder().issuer(issuer).audience("api");
+        if let Some(uri) = jwks_uri {
+            builder = builder.jwks_uri(uri);
+        }
+        let err = builder.build().await.unwrap_err();
+        assert!(matches!(err, BuildError::InvalidUrl { .. }), "{err}");
+        let shown = format!("{err} {err:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("***@"), "{shown}");
+    }
+}
+
+#[tokio::test]
 async fn loopback_http_is_allowed_by_name_too() {
     let issuer = TestIssuer::start().await.unwrap();
     let localhost = issuer.issuer().replace("127.0.0.1", "localhost");
