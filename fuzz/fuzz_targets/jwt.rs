@@ -14,7 +14,8 @@
 //!
 //! Checks, besides "never panics": an accepted token satisfies the claim
 //! rules (issuer, audience, `exp`, no `cnf`, RFC 9068 claims when strict);
-//! a garbage signature is never accepted; errors are only the documented
+//! `claims()` holds the payload's `iss` and `exp`; a garbage signature is
+//! never accepted; errors are only the documented
 //! kinds and render to responses; the verified-token cache (default gate)
 //! answers a repeated token as the first verification did.
 #![no_main]
@@ -76,6 +77,14 @@ fn check_error(gate: &TokenGate, e: &AuthError) {
 fn check_principal(p: &Principal, strict: bool, now_before: u64) {
     assert_eq!(p.source(), tokengate::TokenSource::Jwt);
     assert_eq!(p.issuer(), Some(ISSUER), "accepted a foreign issuer");
+    // `claims()` shows the payload the accessors were read from.
+    assert_eq!(
+        p.claim("iss").and_then(Value::as_str),
+        Some(ISSUER),
+        "claims() lost the payload: {:?}",
+        p.claims()
+    );
+    assert!(p.claim("exp").is_some(), "claims() lost exp");
     if !strict {
         assert!(
             p.audiences().iter().any(|a| a == AUDIENCE),
