@@ -13,63 +13,216 @@ use std::borrow::Cow;
 use std::fmt;
 
 use serde::Deserialize;
-use serde::de::{self, IgnoredAny, SeqAccess, Visitor};
+use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
 use crate::error::InvalidToken;
 use crate::scope::Scopes;
 
 /// The claims we read from a JSON object of claims (a JWT payload or an
-/// introspection answer). Every other member is skipped over, still checked
-/// to be well-formed JSON.
-#[derive(Deserialize, Default)]
-#[serde(default)]
+/// introspection answer). Every other member is checked to be JSON that any
+/// reader can represent (numbers in range, no lone surrogates, nesting
+/// within the limit), without being kept: a token is accepted only if all
+/// of its claims can be read later through
+/// [`Principal::claims`](crate::Principal::claims).
+#[derive(Default)]
 pub(crate) struct Registered<'a> {
     /// `iss`: a string when present (`null` is malformed).
-    #[serde(borrow, deserialize_with = "non_null_str")]
     pub(crate) iss: Option<Str<'a>>,
-    #[serde(borrow)]
     pub(crate) sub: Option<Str<'a>>,
-    #[serde(borrow)]
     pub(crate) aud: Strings<'a>,
-    #[serde(deserialize_with = "numeric_date")]
     pub(crate) exp: Option<u64>,
-    #[serde(deserialize_with = "numeric_date")]
     pub(crate) nbf: Option<u64>,
-    #[serde(deserialize_with = "numeric_date")]
     pub(crate) iat: Option<u64>,
-    #[serde(borrow)]
     pub(crate) jti: Option<Str<'a>>,
-    #[serde(borrow)]
     pub(crate) client_id: Option<Str<'a>>,
     /// OpenID Connect's authorized party (Keycloak, Entra).
-    #[serde(borrow)]
     pub(crate) azp: Option<Str<'a>>,
     /// Okta's client id.
-    #[serde(borrow)]
     pub(crate) cid: Option<Str<'a>>,
     /// Entra ID v1's client id.
-    #[serde(borrow)]
     pub(crate) appid: Option<Str<'a>>,
-    #[serde(borrow)]
     pub(crate) username: Option<Str<'a>>,
     /// RFC 6749 §3.3 scope string (RFC 9068 §2.2.3, RFC 8693 §4.2).
-    #[serde(borrow)]
     pub(crate) scope: Option<Str<'a>>,
     /// Entra's and Okta's scopes: a string or an array of strings.
-    #[serde(borrow)]
     pub(crate) scp: Strings<'a>,
-    /// RFC 7800 confirmation: the token is bound to a key.
-    pub(crate) cnf: Option<IgnoredAny>,
-    // Claims only an OpenID Connect ID token carries (`auth_time` is not
-    // one: RFC 9068 §2.2.1 allows it in access tokens).
-    pub(crate) nonce: Seen,
-    pub(crate) at_hash: Seen,
-    pub(crate) c_hash: Seen,
+    /// RFC 7800 confirmation (present and not `null`): the token is bound
+    /// to a key.
+    pub(crate) cnf: bool,
+    /// Claims only an OpenID Connect ID token carries (`nonce`, `at_hash`,
+    /// `c_hash`), present with any value. `auth_time` is not one: RFC 9068
+    /// §2.2.1 allows it in access tokens.
+    pub(crate) id_token_claims: bool,
     // Introspection answers: what the server says the token is.
     pub(crate) token_type: Option<Value>,
     pub(crate) token_use: Option<Value>,
     pub(crate) typ: Option<Value>,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Registered<'a> {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(RegisteredVisitor)
+    }
+}
+
+struct RegisteredVisitor;
+
+impl<'de> Visitor<'de> for RegisteredVisitor {
+    type Value = Registered<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object of claims")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut r = Registered::default();
+        // Registered claims seen, to refuse duplicates (RFC 7519 §4).
+        let mut seen = 0u32;
+        while let Some(key) = map.next_key::<Str<'de>>()? {
+            let mut once = |bit: u32, name: &'static str| {
+                if seen & (1 << bit) != 0 {
+                    return Err(de::Error::duplicate_field(name));
+                }
+                seen |= 1 << bit;
+                Ok(())
+            };
+            match key.as_str() {
+                "iss" => {
+                    once(0, "iss")?;
+                    r.iss = Some(map.next_value()?);
+                }
+                "sub" => {
+                    once(1, "sub")?;
+                    r.sub = map.next_value()?;
+                }
+                "aud" => {
+                    once(2, "aud")?;
+                    r.aud = map.next_value()?;
+                }
+                "exp" => {
+                    once(3, "exp")?;
+                    r.exp = Some(map.next_value::<NumericDate>()?.0);
+                }
+                "nbf" => {
+                    once(4, "nbf")?;
+                    r.nbf = Some(map.next_value::<NumericDate>()?.0);
+                }
+                "iat" => {
+                    once(5, "iat")?;
+                    r.iat = Some(map.next_value::<NumericDate>()?.0);
+                }
+                "jti" => {
+                    once(6, "jti")?;
+                    r.jti = map.next_value()?;
+                }
+                "client_id" => {
+                    once(7, "client_id")?;
+                    r.client_id = map.next_value()?;
+                }
+                "azp" => {
+                    once(8, "azp")?;
+                    r.azp = map.next_value()?;
+                }
+                "cid" => {
+                    once(9, "cid")?;
+                    r.cid = map.next_value()?;
+                }
+                "appid" => {
+                    once(10, "appid")?;
+                    r.appid = map.next_value()?;
+                }
+                "username" => {
+                    once(11, "username")?;
+                    r.username = map.next_value()?;
+                }
+                "scope" => {
+                    once(12, "scope")?;
+                    r.scope = map.next_value()?;
+                }
+                "scp" => {
+                    once(13, "scp")?;
+                    r.scp = map.next_value()?;
+                }
+                "cnf" => {
+                    once(14, "cnf")?;
+                    r.cnf = map.next_value::<Option<Checked>>()?.is_some();
+                }
+                "nonce" | "at_hash" | "c_hash" => {
+                    map.next_value::<Checked>()?;
+                    r.id_token_claims = true;
+                }
+                "token_type" => {
+                    once(15, "token_type")?;
+                    r.token_type = map.next_value()?;
+                }
+                "token_use" => {
+                    once(16, "token_use")?;
+                    r.token_use = map.next_value()?;
+                }
+                "typ" => {
+                    once(17, "typ")?;
+                    r.typ = map.next_value()?;
+                }
+                _ => {
+                    map.next_value::<Checked>()?;
+                }
+            }
+        }
+        Ok(r)
+    }
+}
+
+/// Any JSON value, walked through and dropped: it must be representable
+/// (serde_json refuses numbers out of range and lone surrogates when it
+/// reads them, which skipping would not), and it costs no allocation unless
+/// a string has escapes.
+struct Checked;
+
+impl<'de> Deserialize<'de> for Checked {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(CheckedVisitor)
+    }
+}
+
+struct CheckedVisitor;
+
+impl<'de> Visitor<'de> for CheckedVisitor {
+    type Value = Checked;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Checked, E> {
+        if v.is_finite() {
+            Ok(Checked)
+        } else {
+            Err(E::custom("number out of range"))
+        }
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Checked, A::Error> {
+        while seq.next_element::<Checked>()?.is_some() {}
+        Ok(Checked)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Checked, A::Error> {
+        while map.next_entry::<Checked, Checked>()?.is_some() {}
+        Ok(Checked)
+    }
 }
 
 impl<'a> Registered<'a> {
@@ -150,16 +303,17 @@ impl<'a> Registered<'a> {
     /// (mTLS) require the resource server to check the binding, which a
     /// bearer-only server cannot.
     pub(crate) fn check_not_sender_constrained(&self) -> Result<(), InvalidToken> {
-        match self.cnf {
-            None => Ok(()),
-            Some(_) => Err(InvalidToken::SenderConstrained),
+        if self.cnf {
+            Err(InvalidToken::SenderConstrained)
+        } else {
+            Ok(())
         }
     }
 
     /// Whether ID-token-only claims are present (`nonce`, `at_hash`,
     /// `c_hash`).
     pub(crate) fn has_id_token_claims(&self) -> bool {
-        self.nonce.0 || self.at_hash.0 || self.c_hash.0
+        self.id_token_claims
     }
 
     /// The client id: `client_id` (RFC 9068, RFC 7662), else `azp`, else
@@ -314,35 +468,39 @@ impl<'de: 'a, 'a> Deserialize<'de> for Strings<'a> {
 /// RFC 7519 §2 NumericDate: a JSON number of seconds, possibly fractional.
 /// Strings, `null`, negative numbers and values past year 9999 are
 /// refused. Fractions are dropped, which only makes `exp` earlier.
-fn numeric_date<'de, D: de::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-    const MAX: u64 = 253_402_300_799; // 9999-12-31T23:59:59Z
-    struct DateVisitor;
-    impl Visitor<'_> for DateVisitor {
-        type Value = u64;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a NumericDate")
-        }
-        fn visit_u64<E: de::Error>(self, v: u64) -> Result<u64, E> {
-            if v <= MAX {
-                Ok(v)
-            } else {
-                Err(E::custom("NumericDate out of range"))
+struct NumericDate(u64);
+
+impl<'de> Deserialize<'de> for NumericDate {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        const MAX: u64 = 253_402_300_799; // 9999-12-31T23:59:59Z
+        struct DateVisitor;
+        impl Visitor<'_> for DateVisitor {
+            type Value = NumericDate;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a NumericDate")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<NumericDate, E> {
+                if v <= MAX {
+                    Ok(NumericDate(v))
+                } else {
+                    Err(E::custom("NumericDate out of range"))
+                }
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<NumericDate, E> {
+                u64::try_from(v)
+                    .map_err(|_| E::custom("negative NumericDate"))
+                    .and_then(|v| self.visit_u64(v))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<NumericDate, E> {
+                if v.is_finite() && v >= 0.0 && v <= MAX as f64 {
+                    Ok(NumericDate(v as u64))
+                } else {
+                    Err(E::custom("NumericDate out of range"))
+                }
             }
         }
-        fn visit_i64<E: de::Error>(self, v: i64) -> Result<u64, E> {
-            u64::try_from(v)
-                .map_err(|_| E::custom("negative NumericDate"))
-                .and_then(|v| self.visit_u64(v))
-        }
-        fn visit_f64<E: de::Error>(self, v: f64) -> Result<u64, E> {
-            if v.is_finite() && v >= 0.0 && v <= MAX as f64 {
-                Ok(v as u64)
-            } else {
-                Err(E::custom("NumericDate out of range"))
-            }
-        }
+        d.deserialize_any(DateVisitor)
     }
-    d.deserialize_any(DateVisitor).map(Some)
 }
 
 /// Whether a member is present at all, whatever its value (`null`
@@ -389,7 +547,18 @@ mod tests {
                 "{json}"
             );
         }
-        for json in [r#"["exp"]"#, "{", r#"{"a":}"#, "null", ""] {
+        // Members no reader can represent, even where nobody reads them.
+        for json in [
+            r#"["exp"]"#,
+            "{",
+            r#"{"a":}"#,
+            "null",
+            "",
+            r#"{"x":1e400}"#,
+            r#"{"x":[{"y":-1e309}]}"#,
+            r#"{"x":"\ud800"}"#,
+            r#"{"cnf":"\udfff"}"#,
+        ] {
             assert_eq!(
                 Registered::parse(json).err(),
                 Some(InvalidToken::Malformed),

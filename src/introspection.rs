@@ -451,6 +451,11 @@ fn read_answer(
             let exp = principal.exp_secs();
             Answer::Active { principal, exp }
         }
+        // JSON no reader can represent (a number out of range, a lone
+        // surrogate): the answer is broken, not the token.
+        Err(InvalidToken::Malformed) => {
+            return Err(FetchError::Malformed("not a readable JSON object".into()));
+        }
         Err(reason) => Answer::Inactive(reason),
     })
 }
@@ -634,6 +639,15 @@ mod tests {
                 reason,
                 "{answer}"
             );
+        }
+        for unreadable in [
+            &br#"{"active": true, "x": 1e400}"#[..],
+            br#"{"active": true, "x": "\ud800"}"#,
+        ] {
+            assert!(matches!(
+                read_answer(unreadable, &rules(), 1000, false),
+                Err(FetchError::Malformed(_))
+            ));
         }
         let required = read_answer(br#"{"active": true}"#, &rules(), 1000, true);
         assert!(matches!(

@@ -1636,6 +1636,33 @@ async fn deeply_nested_json_in_the_header_is_refused() {
 }
 
 #[tokio::test]
+async fn claims_no_json_reader_can_represent_are_refused() {
+    // Members tokengate itself never reads must still be readable through
+    // Principal::claims(): a number out of range or a lone surrogate is
+    // refused, not accepted with claims a handler would then find empty.
+    let t = Target::with_shared_secret(16 * 1024).await;
+    let header = br#"{"alg":"HS256","typ":"at+jwt"}"#;
+    let prefix = valid_claims_prefix(&t);
+    for (label, extra) in [
+        ("number out of range", r#""x":1e400"#),
+        ("negative number out of range", r#""x":[{"y":-1e309}]"#),
+        ("lone high surrogate", r#""x":"\ud800""#),
+        (
+            "lone low surrogate in a skipped object",
+            r#""x":{"y":"\udfff"}"#,
+        ),
+    ] {
+        let token = hs256(header, format!("{prefix},{extra}}}").as_bytes());
+        refused(
+            &t.attack(label, &token).await,
+            Some(InvalidToken::Malformed),
+            label,
+        );
+    }
+    t.still_serves().await;
+}
+
+#[tokio::test]
 async fn deeply_nested_json_in_the_claims_is_refused() {
     // The claims are parsed only after the signature verifies, so the
     // attacker here holds a signing key: a gate with a shared secret.
