@@ -99,11 +99,15 @@ impl Text {
     fn new(s: &Str<'_>, json: &str) -> Text {
         match &s.0 {
             // Borrowed strings point into `json`: keep the offsets, which
-            // stay valid when the text moves.
-            Cow::Borrowed(b) => {
-                let start = b.as_ptr() as usize - json.as_ptr() as usize;
-                Text::Span(start, start + b.len())
-            }
+            // stay valid when the text moves. Should one ever point elsewhere,
+            // a copy is kept instead of a wrong span.
+            Cow::Borrowed(b) => (b.as_ptr() as usize)
+                .checked_sub(json.as_ptr() as usize)
+                .filter(|&start| json.get(start..start + b.len()) == Some(*b))
+                .map_or_else(
+                    || Text::Owned((*b).into()),
+                    |start| Text::Span(start, start + b.len()),
+                ),
             Cow::Owned(o) => Text::Owned(o.as_str().into()),
         }
     }
