@@ -1,11 +1,18 @@
 //! Every call to the authorization server goes through here, so every call is
 //! bounded the same way: a connect timeout, a total timeout that covers the
 //! body, a response size cap, and no redirects.
+//!
+//! "No redirects" holds whatever client is used. Ours follows none; a client
+//! the user brought may follow them before we see the answer, so an answer
+//! from any URL other than the one requested is refused too, and the
+//! introspection form (token, client secret or assertion) goes in a body
+//! that cannot be replayed, so a `307`/`308` cannot carry it to the
+//! `Location`.
 
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use http::{HeaderValue, StatusCode, header};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
 use reqwest::Url;
 
 /// Limits for calls to the authorization server.
@@ -30,8 +37,11 @@ pub enum FetchError {
     /// An HTTP status other than the expected one.
     #[error("unexpected HTTP status {0}")]
     Status(u16),
-    /// A redirect, which is never followed.
-    #[error("refused to follow a redirect (HTTP {0})")]
+    /// A redirect, which is never followed: its 3xx status, or 0 when an
+    /// HTTP client of yours ([`http_client`](crate::TokenGateBuilder::http_client))
+    /// followed it and the answer came from another URL, which is refused
+    /// all the same.
+    #[error("refused to follow a redirect ({})", redirect_status(*.0))]
     Redirect(u16),
     /// The body exceeded the configured cap.
     #[error("response larger than {0} bytes")]
@@ -44,12 +54,21 @@ pub enum FetchError {
     Transport(String),
 }
 
+fn redirect_status(status: u16) -> String {
+    match status {
+        0 => "the answer came from another URL".to_owned(),
+        status => format!("HTTP {status}"),
+    }
+}
+
 /// A successful answer.
 #[derive(Debug)]
 pub(crate) struct Fetched {
     pub(crate) status: StatusCode,
     pub(crate) body: Bytes,
-    pub(crate) max_age: Option<Duration>,
+    /// How long the answer stays fresh by its own headers: `max-age` less
+    /// `Age`. `None`: the headers do not say (the caller's default applies).
+    pub(crate) fresh_for: Option<Duration>,
     pub(crate) etag: Option<HeaderValue>,
 }
 
@@ -88,11 +107,16 @@ impl Fetcher {
             .client
             .get(url.clone())
             .header(header::ACCEPT, "application/json");
-        if let Some(etag) = etag {
-            request = request.header(header::IF_NONE_MATCH, etag.clone());
-        }
-        self.send(request, &[StatusCode::OK, StatusCode::NOT_MODIFIED])
-            .await
+        // A 304 means something only as the answer to a conditional GET;
+        // otherwise it would install "no change" over nothing.
+        let ok: &[StatusCode] = match etag {
+            Some(etag) => {
+                request = request.header(header::IF_NONE_MATCH, etag.clone());
+                &[StatusCode::OK, StatusCode::NOT_MODIFIED]
+            }
+            None => &[StatusCode::OK],
+        };
+        self.send(url, request, ok).await
     }
 
     /// POST a form (`application/x-www-form-urlencoded`), expecting JSON.
@@ -107,31 +131,42 @@ impl Fetcher {
             .post(url.clone())
             .header(header::ACCEPT, "application/json")
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(form);
+            // A wrapped body is a stream to reqwest: it cannot clone it, so
+            // a client that follows redirects stops at a 307/308 instead of
+            // re-POSTing the token and the client credentials to the
+            // `Location` (a 301/302/303 turns into a GET without the body).
+            .body(reqwest::Body::wrap(form));
         if let Some(auth) = authorization {
             request = request.header(header::AUTHORIZATION, auth.clone());
         }
-        self.send(request, &[StatusCode::OK]).await
+        self.send(url, request, &[StatusCode::OK]).await
     }
 
     async fn send(
         &self,
+        url: &Url,
         request: reqwest::RequestBuilder,
         ok: &[StatusCode],
     ) -> Result<Fetched, FetchError> {
         // The outer timeout bounds the whole exchange even with a client the
         // user configured without one.
-        tokio::time::timeout(self.limits.timeout, self.exchange(request, ok))
+        tokio::time::timeout(self.limits.timeout, self.exchange(url, request, ok))
             .await
             .unwrap_or(Err(FetchError::Timeout))
     }
 
     async fn exchange(
         &self,
+        url: &Url,
         request: reqwest::RequestBuilder,
         ok: &[StatusCode],
     ) -> Result<Fetched, FetchError> {
         let mut response = request.send().await.map_err(classify)?;
+        // The user's client may have followed a redirect already: its status
+        // is gone, but the answer's URL tells.
+        if !same_resource(response.url(), url) {
+            return Err(FetchError::Redirect(0));
+        }
         let status = response.status();
         if status.is_redirection() && status != StatusCode::NOT_MODIFIED {
             return Err(FetchError::Redirect(status.as_u16()));
@@ -143,11 +178,7 @@ impl Fetcher {
         if response.content_length().is_some_and(|n| n > max as u64) {
             return Err(FetchError::TooLarge(max));
         }
-        let max_age = response
-            .headers()
-            .get(header::CACHE_CONTROL)
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_max_age);
+        let fresh_for = freshness(response.headers());
         let etag = response.headers().get(header::ETAG).cloned();
         let mut body = BytesMut::new();
         while let Some(chunk) = response.chunk().await.map_err(classify)? {
@@ -159,7 +190,7 @@ impl Fetcher {
         Ok(Fetched {
             status,
             body: body.freeze(),
-            max_age,
+            fresh_for,
             etag,
         })
     }
@@ -179,18 +210,51 @@ fn classify(e: reqwest::Error) -> FetchError {
     }
 }
 
+/// Whether an answer from `got` is the answer for `asked`. reqwest moves
+/// userinfo into `Authorization` and never sends the fragment, so those may
+/// differ; everything that names the resource may not.
+fn same_resource(got: &Url, asked: &Url) -> bool {
+    got.scheme() == asked.scheme()
+        && got.host() == asked.host()
+        && got.port_or_known_default() == asked.port_or_known_default()
+        && got.path() == asked.path()
+        && got.query() == asked.query()
+}
+
+/// How long an answer stays fresh (RFC 9111 §4.2): `max-age` from every
+/// `Cache-Control` line, less the `Age` it already has (§4.2.3). `None`
+/// when the headers do not say, or say it twice (§4.2.1 allows treating a
+/// directive given more than once as absent; picking one would let the
+/// last or first line of a confused proxy decide).
+fn freshness(headers: &HeaderMap) -> Option<Duration> {
+    let mut lines = Vec::new();
+    for value in headers.get_all(header::CACHE_CONTROL) {
+        lines.push(value.to_str().ok()?);
+    }
+    let max_age = parse_max_age(&lines.join(","))?;
+    Some(max_age.saturating_sub(parse_age(headers)))
+}
+
 /// `Cache-Control: max-age=N` (RFC 9111 §5.2.2.1). `no-store` and
-/// `no-cache` count as zero, which the caller raises to its minimum.
+/// `no-cache` count as zero, which the caller raises to its minimum. More
+/// than one `max-age` counts as none.
 fn parse_max_age(value: &str) -> Option<Duration> {
     let mut max_age = None;
+    let mut seen = false;
     for directive in value.split(',') {
         let directive = directive.trim();
         let (name, arg) = directive.split_once('=').unwrap_or((directive, ""));
         if name.eq_ignore_ascii_case("no-store") || name.eq_ignore_ascii_case("no-cache") {
             return Some(Duration::ZERO);
         }
-        if name.eq_ignore_ascii_case("max-age") {
+        if name.trim().eq_ignore_ascii_case("max-age") {
+            if seen {
+                max_age = None;
+                continue;
+            }
+            seen = true;
             max_age = arg
+                .trim()
                 .trim_matches('"')
                 .parse::<u64>()
                 .ok()
@@ -198,6 +262,17 @@ fn parse_max_age(value: &str) -> Option<Duration> {
         }
     }
     max_age
+}
+
+/// `Age` (RFC 9111 §5.1): the first member of the first line; anything but
+/// a non-negative integer is ignored (zero).
+fn parse_age(headers: &HeaderMap) -> Duration {
+    headers
+        .get(header::AGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map_or(Duration::ZERO, Duration::from_secs)
 }
 
 #[cfg(test)]
@@ -217,5 +292,95 @@ mod tests {
         assert_eq!(parse_max_age("no-store"), Some(Duration::ZERO));
         assert_eq!(parse_max_age("public"), None);
         assert_eq!(parse_max_age("max-age=abc"), None);
+    }
+
+    fn headers(lines: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in lines {
+            map.append(*name, HeaderValue::from_static(value));
+        }
+        map
+    }
+
+    #[test]
+    fn freshness_is_max_age_less_age() {
+        let fresh = |lines| freshness(&headers(lines));
+        assert_eq!(
+            fresh(&[("cache-control", "max-age=600"), ("age", "100")]),
+            Some(Duration::from_secs(500))
+        );
+        assert_eq!(
+            fresh(&[("cache-control", "max-age=600"), ("age", "900")]),
+            Some(Duration::ZERO)
+        );
+        // §5.1: the first member of a list; an invalid value is ignored.
+        assert_eq!(
+            fresh(&[("cache-control", "max-age=600"), ("age", "60, 300")]),
+            Some(Duration::from_secs(540))
+        );
+        assert_eq!(
+            fresh(&[("cache-control", "max-age=600"), ("age", "-5")]),
+            Some(Duration::from_secs(600))
+        );
+        assert_eq!(fresh(&[("age", "100")]), None);
+    }
+
+    #[test]
+    fn a_max_age_given_twice_counts_as_none() {
+        let fresh = |lines| freshness(&headers(lines));
+        assert_eq!(
+            fresh(&[("cache-control", "max-age=60, max-age=3600")]),
+            None
+        );
+        assert_eq!(fresh(&[("cache-control", "max-age=60, max-age=60")]), None);
+        assert_eq!(fresh(&[("cache-control", "max-age=60, max-age=x")]), None);
+        // Across header lines too (RFC 9110 §5.3: one list).
+        assert_eq!(
+            fresh(&[
+                ("cache-control", "public, max-age=60"),
+                ("cache-control", "max-age=3600")
+            ]),
+            None
+        );
+        assert_eq!(
+            fresh(&[("cache-control", "public"), ("cache-control", "max-age=60")]),
+            Some(Duration::from_secs(60))
+        );
+    }
+
+    #[test]
+    fn redirect_errors_say_what_was_refused() {
+        assert_eq!(
+            FetchError::Redirect(307).to_string(),
+            "refused to follow a redirect (HTTP 307)"
+        );
+        assert_eq!(
+            FetchError::Redirect(0).to_string(),
+            "refused to follow a redirect (the answer came from another URL)"
+        );
+    }
+
+    #[test]
+    fn an_answer_from_another_url_is_another_resource() {
+        let url = |s: &str| Url::parse(s).unwrap();
+        let asked = url("https://as.example/jwks?v=1");
+        assert!(same_resource(
+            &url("https://as.example:443/jwks?v=1#x"),
+            &asked
+        ));
+        assert!(same_resource(
+            &url("https://u:p@as.example/jwks?v=1"),
+            &asked
+        ));
+        for other in [
+            "http://as.example/jwks?v=1",
+            "https://as.example:8443/jwks?v=1",
+            "https://evil.example/jwks?v=1",
+            "https://as.example/moved?v=1",
+            "https://as.example/jwks?v=2",
+            "https://as.example/jwks",
+        ] {
+            assert!(!same_resource(&url(other), &asked), "{other}");
+        }
     }
 }

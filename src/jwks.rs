@@ -3,8 +3,9 @@
 //!
 //! - Requests read an immutable [`Snapshot`] through `arc-swap`: no lock.
 //! - A background task refreshes the set when its TTL runs out (the
-//!   configured TTL, or the server's `Cache-Control: max-age` clamped to the
-//!   configured bounds), with a conditional GET when the server gave an ETag.
+//!   configured TTL, or the freshness the server's headers give, `max-age`
+//!   less `Age`, clamped to the configured bounds; a `max-age` given twice
+//!   counts as none), with a conditional GET when the server gave an ETag.
 //! - A token with an unknown `kid` may trigger an unplanned refresh, at most
 //!   `unknown_kid_fetches` per `unknown_kid_window` (default two per 30 s),
 //!   single-flight: any number of waiting requests share one fetch. A flood
@@ -303,8 +304,8 @@ impl Jwks {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         match result {
             Ok((keys, fetched)) => {
-                let ttl = fetched.max_age.map_or(self.timing.ttl, |age| {
-                    age.clamp(self.timing.min_ttl, self.timing.max_ttl)
+                let ttl = fetched.fresh_for.map_or(self.timing.ttl, |fresh| {
+                    fresh.clamp(self.timing.min_ttl, self.timing.max_ttl)
                 });
                 let now = Instant::now();
                 tracing::info!(

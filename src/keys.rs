@@ -156,6 +156,8 @@ pub(crate) enum KeySkipped {
     NoAllowedAlgorithm,
     #[error("RSA modulus of {0} bits is below the 2048-bit minimum")]
     RsaTooSmall(usize),
+    #[error("RSA modulus of {0} bits is above the 8192-bit maximum")]
+    RsaTooLarge(usize),
     #[error("broken key parameters")]
     BrokenParameters,
 }
@@ -200,13 +202,20 @@ impl VerifyingKey {
             AlgorithmParameters::RSA(rsa) => {
                 use Algorithm::*;
                 let algs = fits(&[RS256, RS384, RS512, PS256, PS384, PS512])?;
-                let n = decode(&rsa.n)?;
-                let e = decode(&rsa.e)?;
-                let bits = bit_length(&n);
+                let (n, e) = (decode(&rsa.n)?, decode(&rsa.e)?);
+                // RFC 7518 §6.3.1.1 wants the shortest encoding, yet warns
+                // that producers prepend a zero octet; aws-lc-rs refuses one.
+                let (n, e) = (strip_leading_zeros(&n), strip_leading_zeros(&e));
+                let bits = bit_length(n);
                 if bits < 2048 {
                     return Err(KeySkipped::RsaTooSmall(bits));
                 }
-                let components = signature::RsaPublicKeyComponents { n: &n, e: &e };
+                // The verification parameters stop at 8192 bits: a larger
+                // key would parse, count as usable, and fail every token.
+                if bits > 8192 {
+                    return Err(KeySkipped::RsaTooLarge(bits));
+                }
+                let components = signature::RsaPublicKeyComponents { n, e };
                 algs.into_iter()
                     .map(|alg| {
                         let key = components
@@ -301,6 +310,13 @@ impl VerifyingKey {
         &self.thumbprint
     }
 
+    /// Whether this is a shared secret the user configured.
+    fn is_secret(&self) -> bool {
+        self.verifiers
+            .iter()
+            .any(|(_, v)| matches!(v, Verifier::Hmac(_)))
+    }
+
     pub(crate) fn supports(&self, alg: Algorithm) -> bool {
         self.verifiers.iter().any(|(a, _)| *a == alg)
     }
@@ -343,6 +359,11 @@ fn rsa_params(alg: Algorithm) -> &'static signature::RsaParameters {
 
 fn decode(s: &str) -> Result<Vec<u8>, KeySkipped> {
     JWK_B64.decode(s).map_err(|_| KeySkipped::BrokenParameters)
+}
+
+fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
+    let first = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len());
+    &bytes[first..]
 }
 
 fn bit_length(n: &[u8]) -> usize {
@@ -391,19 +412,28 @@ impl<'a> Candidates<'a> {
 pub(crate) struct KeySet {
     by_kid: HashMap<Box<str>, Vec<Arc<VerifyingKey>>>,
     all: Vec<Arc<VerifyingKey>>,
+    /// The keys a token without `kid` may use: all but the shared secrets
+    /// configured with a `kid`, which verify only tokens naming it.
+    kidless: Vec<Arc<VerifyingKey>>,
 }
 
 impl KeySet {
     pub(crate) fn new(keys: Vec<VerifyingKey>) -> Self {
         let mut set = KeySet::default();
         for key in keys {
-            let key = Arc::new(key);
-            if let Some(kid) = key.kid() {
-                set.by_kid.entry(kid.into()).or_default().push(key.clone());
-            }
-            set.all.push(key);
+            set.insert(Arc::new(key));
         }
         set
+    }
+
+    fn insert(&mut self, key: Arc<VerifyingKey>) {
+        if let Some(kid) = key.kid() {
+            self.by_kid.entry(kid.into()).or_default().push(key.clone());
+        }
+        if key.kid().is_none() || !key.is_secret() {
+            self.kidless.push(key.clone());
+        }
+        self.all.push(key);
     }
 
     /// Parses every JWK it can; the others are reported, not fatal.
@@ -428,10 +458,7 @@ impl KeySet {
     /// This set plus keys the user configured (shared secrets).
     pub(crate) fn with_pinned(mut self, pinned: &[Arc<VerifyingKey>]) -> Self {
         for key in pinned {
-            if let Some(kid) = key.kid() {
-                self.by_kid.entry(kid.into()).or_default().push(key.clone());
-            }
-            self.all.push(key.clone());
+            self.insert(key.clone());
         }
         self
     }
@@ -445,15 +472,16 @@ impl KeySet {
     }
 
     /// The keys for a token's `kid` and `alg`: those with that `kid`, or for
-    /// a token without `kid` every key; in both cases only keys that
-    /// support `alg`, and at most [`MAX_CANDIDATES`] of them.
+    /// a token without `kid` every key but the shared secrets configured
+    /// with a `kid`; in both cases only keys that support `alg`, and at most
+    /// [`MAX_CANDIDATES`] of them.
     pub(crate) fn lookup(&self, kid: Option<&str>, alg: Algorithm) -> Lookup<'_> {
         let (keys, miss) = match kid {
             Some(kid) => match self.by_kid.get(kid) {
                 None => return Lookup::UnknownKid,
                 Some(keys) => (keys.as_slice(), Lookup::AlgorithmMismatch),
             },
-            None => (self.all.as_slice(), Lookup::NoCandidate),
+            None => (self.kidless.as_slice(), Lookup::NoCandidate),
         };
         if keys.iter().any(|k| k.supports(alg)) {
             Lookup::Found(Candidates { keys, alg })
@@ -466,7 +494,7 @@ impl KeySet {
     pub(crate) fn still_has(&self, kid: Option<&str>, thumbprint: &str) -> bool {
         let keys = match kid {
             Some(kid) => self.by_kid.get(kid).map(Vec::as_slice).unwrap_or(&[]),
-            None => &self.all,
+            None => &self.kidless,
         };
         keys.iter().any(|k| k.thumbprint() == thumbprint)
     }
@@ -547,6 +575,87 @@ mod tests {
             VerifyingKey::from_jwk(&small_rsa, AlgorithmSet::ASYMMETRIC),
             Err(KeySkipped::RsaTooSmall(_))
         ));
+    }
+
+    fn rsa_jwk(n: &[u8], e: &[u8]) -> Jwk {
+        jwk(json!({"kty": "RSA", "kid": "rsa",
+                   "n": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(n),
+                   "e": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(e)}))
+    }
+
+    #[test]
+    fn rsa_modulus_with_leading_zero_octets_is_used() {
+        use aws_lc_rs::signature::KeyPair as _;
+        let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+        let public = signature::RsaPublicKeyComponents::<Vec<u8>>::from(pair.public_key());
+        let mut sig = vec![0; pair.public_modulus_len()];
+        pair.sign(
+            &signature::RSA_PKCS1_SHA256,
+            &aws_lc_rs::rand::SystemRandom::new(),
+            b"message",
+            &mut sig,
+        )
+        .unwrap();
+        for zeros in [1, 2] {
+            let mut n = vec![0; zeros];
+            n.extend_from_slice(&public.n);
+            let mut e = vec![0];
+            e.extend_from_slice(&public.e);
+            let key = VerifyingKey::from_jwk(&rsa_jwk(&n, &e), AlgorithmSet::ASYMMETRIC)
+                .unwrap_or_else(|why| panic!("{zeros} leading zeros: {why}"));
+            assert_eq!(key.verify(Algorithm::RS256, b"message", &sig), Ok(()));
+        }
+    }
+
+    #[test]
+    fn rsa_modulus_above_8192_bits_is_skipped_with_its_own_reason() {
+        let mut n = vec![0xff; 1025];
+        n[1024] = 0xfd;
+        assert_eq!(
+            VerifyingKey::from_jwk(&rsa_jwk(&n, &[1, 0, 1]), AlgorithmSet::ASYMMETRIC).unwrap_err(),
+            KeySkipped::RsaTooLarge(8200)
+        );
+        // Leading zeros do not count: 8192 bits is still in range.
+        let mut n = vec![0, 0xff];
+        n.extend_from_slice(&[0xff; 1023]);
+        assert!(!matches!(
+            VerifyingKey::from_jwk(&rsa_jwk(&n, &[1, 0, 1]), AlgorithmSet::ASYMMETRIC),
+            Err(KeySkipped::RsaTooLarge(_) | KeySkipped::RsaTooSmall(_))
+        ));
+    }
+
+    #[test]
+    fn a_secret_with_a_kid_verifies_only_tokens_naming_it() {
+        let named = |l: Lookup<'_>| match l {
+            Lookup::Found(c) => c.iter().map(|k| k.kid().map(str::to_owned)).collect(),
+            _ => Vec::new(),
+        };
+        let bound = || VerifyingKey::hmac(Some("k1"), b"bound secret", Algorithm::HS256).unwrap();
+        let only_bound = KeySet::new(vec![bound()]);
+        assert!(matches!(
+            only_bound.lookup(None, Algorithm::HS256),
+            Lookup::NoCandidate
+        ));
+        assert_eq!(
+            named(only_bound.lookup(Some("k1"), Algorithm::HS256)),
+            [Some("k1".to_owned())]
+        );
+        let free = VerifyingKey::hmac(None, b"free secret", Algorithm::HS256).unwrap();
+        let both = KeySet::new(vec![]).with_pinned(&[Arc::new(bound()), Arc::new(free)]);
+        assert_eq!(named(both.lookup(None, Algorithm::HS256)), [None]);
+        assert_eq!(
+            named(both.lookup(Some("k1"), Algorithm::HS256)),
+            [Some("k1".to_owned())]
+        );
+        assert!(!both.still_has(None, bound().thumbprint()));
+        // A key from a key set with a `kid` still serves tokens without one.
+        let jwks = KeySet::new(vec![
+            VerifyingKey::from_jwk(&jwk(p256()), AlgorithmSet::ASYMMETRIC).unwrap(),
+        ]);
+        assert_eq!(
+            named(jwks.lookup(None, Algorithm::ES256)),
+            [Some("ec".to_owned())]
+        );
     }
 
     #[test]

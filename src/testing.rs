@@ -4,7 +4,8 @@
 //! [`TestIssuer`] listens on a loopback port and serves OpenID Connect and
 //! RFC 8414 discovery and a JWKS. It mints tokens with any header and claims,
 //! rotates keys, counts requests per endpoint, and injects faults (down,
-//! slow, an error status, an oversize or garbage body, a redirect), so the
+//! slow, an error status, an oversize or garbage body, a redirect, here or
+//! to another server), so the
 //! behaviour of a resource server against a misbehaving authorization server
 //! can be tested without one.
 //!
@@ -113,6 +114,28 @@ pub enum Fault {
     OversizeChunked(usize),
     /// Answer `302 Found` pointing at another path of this server.
     Redirect,
+    /// Answer with this 3xx status (`302`, `307`, `308`, …) and this
+    /// `Location`: another test issuer's endpoint, say, which would answer
+    /// well, so a client that follows the redirect gets a good answer from
+    /// the wrong place.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// use tokengate::testing::{Endpoint, Fault, TestIssuer};
+    /// let (issuer, elsewhere) = (TestIssuer::start().await?, TestIssuer::start().await?);
+    /// issuer.set_fault(
+    ///     Endpoint::Jwks,
+    ///     Some(Fault::RedirectTo { status: 307, location: elsewhere.jwks_uri() }),
+    /// );
+    /// # Ok(()) }
+    /// ```
+    RedirectTo {
+        /// The redirect status.
+        status: u16,
+        /// The absolute or relative URL the answer points at.
+        location: String,
+    },
     /// Answer 200 with a body that is not JSON.
     Garbage,
     /// Answer 200 with an HTML page.
@@ -252,7 +275,12 @@ struct Issued {
 /// How a client may authenticate at the introspection endpoint.
 enum ClientCredential {
     Secret(String),
-    PublicKey(Box<crate::keys::VerifyingKey>),
+    /// Checked with jsonwebtoken, not with this crate's verifier: the test
+    /// issuer is an oracle for the crate, so it must not share its code.
+    PublicKey {
+        key: Box<jsonwebtoken::DecodingKey>,
+        algorithms: Vec<Algorithm>,
+    },
 }
 
 #[derive(Default)]
@@ -439,6 +467,32 @@ impl TestIssuer {
         kid
     }
 
+    /// Like [`add_key`](Self::add_key), but the published JWK carries
+    /// neither `alg` nor `use` (both are optional, RFC 7517 §4.2 and §4.4),
+    /// so the resource server has to bind the key to algorithms from its type
+    /// alone: an RSA key then verifies RS* and PS* alike.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// let issuer = tokengate::testing::TestIssuer::start().await?;
+    /// let kid = issuer.add_bare_key(tokengate::Algorithm::RS256);
+    /// let jwk = &issuer.jwks()["keys"][1];
+    /// assert_eq!(jwk["kid"], kid.as_str());
+    /// assert!(jwk.get("alg").is_none() && jwk.get("use").is_none());
+    /// # Ok(()) }
+    /// ```
+    pub fn add_bare_key(&self, alg: Algorithm) -> String {
+        let kid = format!("bare-{}", &random_id()[..8]);
+        let mut key = TestKey::generate(alg, kid.clone());
+        if let Some(jwk) = key.jwk.as_object_mut() {
+            jwk.remove("alg");
+            jwk.remove("use");
+        }
+        self.shared.state().keys.push(Arc::new(key));
+        kid
+    }
+
     /// Removes a key from the JWKS; tokens can still be signed with it
     /// (they should then be refused).
     pub fn remove_key(&self, kid: &str) {
@@ -544,12 +598,25 @@ impl TestIssuer {
     /// # Panics
     /// If the JWK is not a usable asymmetric signing key.
     pub fn register_client_key(&self, client_id: &str, public_jwk: &crate::Jwk) {
+        use jsonwebtoken::jwk::AlgorithmParameters;
+        let family = match &public_jwk.algorithm {
+            AlgorithmParameters::RSA(_) => jsonwebtoken::AlgorithmFamily::Rsa,
+            AlgorithmParameters::EllipticCurve(_) => jsonwebtoken::AlgorithmFamily::Ec,
+            AlgorithmParameters::OctetKeyPair(_) => jsonwebtoken::AlgorithmFamily::Ed,
+            _ => panic!("a client key must be an asymmetric public key"),
+        };
+        let algorithms = match public_jwk.common.key_algorithm {
+            Some(ka) => vec![Algorithm::try_from(ka).expect("a JWS signing algorithm")],
+            None => family.algorithms().to_vec(),
+        };
         let key =
-            crate::keys::VerifyingKey::from_jwk(public_jwk, crate::keys::AlgorithmSet::ASYMMETRIC)
-                .expect("a usable public signing key");
+            jsonwebtoken::DecodingKey::from_jwk(public_jwk).expect("a usable public signing key");
         self.shared.state().clients.insert(
             client_id.to_owned(),
-            ClientCredential::PublicKey(Box::new(key)),
+            ClientCredential::PublicKey {
+                key: Box::new(key),
+                algorithms,
+            },
         );
     }
 
@@ -744,7 +811,8 @@ impl TokenBuilder<'_> {
 
     /// Signs with HMAC over `secret`, with the `alg` already in the header
     /// (HS256 if it names no HMAC algorithm). For shared-secret setups, and
-    /// for the attack of signing with the issuer's public key.
+    /// for the attack of signing with the issuer's public key. The issuer
+    /// remembers it, so introspection knows it too.
     pub fn sign_with_secret(self, secret: &[u8]) -> String {
         let input = self.signing_input();
         let alg = match self.header.get("alg").and_then(Value::as_str) {
@@ -753,7 +821,9 @@ impl TokenBuilder<'_> {
             _ => hmac::HMAC_SHA256,
         };
         let tag = hmac::sign(&hmac::Key::new(alg, secret), input.as_bytes());
-        format!("{input}.{}", b64(tag.as_ref()))
+        let token = format!("{input}.{}", b64(tag.as_ref()));
+        self.issuer.shared.remember(&token, &self.claims);
+        token
     }
 
     /// The header and claims with this exact signature part (empty for an
@@ -769,12 +839,25 @@ fn jwks_json(state: &State) -> Value {
 
 type ServerBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 
+/// How long to wait after a failed `accept()`.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(5);
+
+/// The next accepted connection. An `accept()` error (no file descriptor
+/// left, say) tends to last a while and returns at once: retrying at once
+/// would spin a core.
+async fn next_connection<S, F: Future<Output = io::Result<S>>>(mut accept: impl FnMut() -> F) -> S {
+    loop {
+        match accept().await {
+            Ok(connection) => return connection,
+            Err(_) => tokio::time::sleep(ACCEPT_BACKOFF).await,
+        }
+    }
+}
+
 async fn serve(listener: TcpListener, shared: Arc<Shared>) {
     let mut connections = tokio::task::JoinSet::new();
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
+        let (stream, _) = next_connection(|| listener.accept()).await;
         let shared = shared.clone();
         connections.spawn(async move {
             let service = hyper::service::service_fn(move |req| {
@@ -843,11 +926,11 @@ async fn handle(
                 return Ok(response);
             }
             Fault::Redirect => {
-                let mut response = respond(StatusCode::FOUND, "text/plain", Bytes::new());
-                response
-                    .headers_mut()
-                    .insert(header::LOCATION, HeaderValue::from_static("/moved"));
-                return Ok(response);
+                return Ok(redirect(StatusCode::FOUND, "/moved"));
+            }
+            Fault::RedirectTo { status, location } => {
+                let status = StatusCode::from_u16(status).unwrap_or(StatusCode::FOUND);
+                return Ok(redirect(status, &location));
             }
             Fault::Garbage => {
                 return Ok(respond(
@@ -1009,24 +1092,34 @@ fn client_auth(
         (Some(ClientCredential::Secret(s)), Some(given), None) if s == given => {
             Some("client_secret_post")
         }
-        (Some(ClientCredential::PublicKey(key)), None, Some(assertion)) => {
+        (Some(ClientCredential::PublicKey { key, algorithms }), None, Some(assertion)) => {
             let typ = form.get("client_assertion_type").map(String::as_str);
             if typ != Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer") {
                 return None;
             }
-            let rules = crate::jwt::ClaimRules {
-                issuer: id.clone(),
-                audiences: vec![issuer.to_owned()],
-                leeway_secs: 5,
-                strict_rfc9068: false,
-                algorithms: crate::keys::AlgorithmSet::ASYMMETRIC,
-            };
-            let jws = crate::jwt::parse(assertion, &rules).ok()?;
-            let claims = jws.verify(key, &rules, now()).ok()?;
-            (claims.subject() == Some(id.as_str())).then_some("private_key_jwt")
+            // RFC 7523 §3: `iss` and `sub` name the client, `aud` us, and
+            // `exp` is required.
+            let mut validation = jsonwebtoken::Validation::new(algorithms[0]);
+            validation.algorithms = algorithms.clone();
+            validation.leeway = 5;
+            validation.set_issuer(&[id]);
+            validation.sub = Some(id.clone());
+            validation.set_audience(&[issuer]);
+            validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
+            jsonwebtoken::decode::<Value>(assertion, key, &validation)
+                .ok()
+                .map(|_| "private_key_jwt")
         }
         _ => None,
     }
+}
+
+fn redirect(status: StatusCode, location: &str) -> Response<ServerBody> {
+    let mut response = respond(status, "text/plain", Bytes::new());
+    if let Ok(location) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    response
 }
 
 fn respond(status: StatusCode, content_type: &'static str, body: Bytes) -> Response<ServerBody> {
@@ -1057,5 +1150,33 @@ impl Body for Chunks {
         let n = self.left.min(64 * 1024);
         self.left -= n;
         Poll::Ready(Some(Ok(Frame::data(Bytes::from(vec![b' '; n])))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn accept_errors_back_off_instead_of_spinning() {
+        let failures = 10;
+        let mut calls = 0;
+        let start = tokio::time::Instant::now();
+        let accepted = next_connection(|| {
+            calls += 1;
+            let result = if calls <= failures {
+                Err(io::Error::other("too many open files"))
+            } else {
+                Ok(calls)
+            };
+            std::future::ready(result)
+        })
+        .await;
+        assert_eq!(accepted, failures + 1);
+        assert!(
+            start.elapsed() >= ACCEPT_BACKOFF * failures as u32,
+            "{:?} for {failures} failed accepts",
+            start.elapsed()
+        );
     }
 }
