@@ -45,7 +45,7 @@ use axum_core::response::{IntoResponse, Response};
 use http::request::Parts;
 use serde::de::DeserializeOwned;
 
-use crate::error::{AuthError, InvalidToken};
+use crate::error::{AuthError, Wire};
 use crate::guard::{GateContext, RequiredScopes, check_scopes, missing_principal, responder};
 use crate::principal::Principal;
 
@@ -94,7 +94,7 @@ impl std::fmt::Debug for AuthRejection {
 
 impl IntoResponse for AuthRejection {
     fn into_response(self) -> Response {
-        responder(self.context.as_ref()).response(&self.error, false)
+        responder(self.context.as_ref()).response(&self.error, Wire::Http)
     }
 }
 
@@ -123,8 +123,10 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for Principal {
     }
 }
 
-/// The token's claims deserialized into your type. A token whose claims do
-/// not fit is refused with 401 `invalid_token`.
+/// The token's claims, as [`Principal::claims`] shows them, deserialized
+/// into your type. A token whose claims do not fit is refused with 401
+/// `invalid_token`: "lacks a required claim" when a field is missing,
+/// "has a malformed claim" otherwise.
 ///
 /// ```
 /// use tokengate::axum::Claims;
@@ -146,14 +148,249 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Claims<T> {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let principal =
             <Principal as FromRequestParts<S>>::from_request_parts(parts, state).await?;
-        principal.claims_as::<T>().map(Claims).map_err(|e| {
-            let reason = if e.to_string().starts_with("missing field") {
-                InvalidToken::MissingClaim
-            } else {
-                InvalidToken::MalformedClaim
-            };
-            AuthRejection::new(AuthError::InvalidToken(reason), parts)
+        fit::claims::<T>(principal.claims())
+            .map(Claims)
+            .map_err(|reason| AuthRejection::new(AuthError::InvalidToken(reason), parts))
+    }
+}
+
+/// `T` read from the claims [`Principal::claims`] shows, through a
+/// deserializer with an error type of its own: a missing field is told from
+/// a malformed one by the call serde makes (`missing_field`), not by the
+/// text of a message.
+mod fit {
+    use std::fmt;
+
+    use serde::de::value::{MapAccessDeserializer, MapDeserializer, SeqDeserializer};
+    use serde::de::{self, DeserializeOwned, IntoDeserializer, Visitor};
+    use serde::forward_to_deserialize_any;
+    use serde_json::{Map, Value};
+
+    use crate::error::InvalidToken;
+
+    pub(super) fn claims<T: DeserializeOwned>(
+        claims: &Map<String, Value>,
+    ) -> Result<T, InvalidToken> {
+        T::deserialize(Object(claims)).map_err(|e| match e {
+            Unfit::Missing => InvalidToken::MissingClaim,
+            Unfit::Malformed => InvalidToken::MalformedClaim,
         })
+    }
+
+    /// Why the claims do not fit. No text is kept: a message may quote a
+    /// value of the token.
+    #[derive(Debug)]
+    pub(super) enum Unfit {
+        Missing,
+        Malformed,
+    }
+
+    impl fmt::Display for Unfit {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(match self {
+                Unfit::Missing => "a required claim is missing",
+                Unfit::Malformed => "a claim does not fit",
+            })
+        }
+    }
+
+    impl std::error::Error for Unfit {}
+
+    impl de::Error for Unfit {
+        fn custom<T: fmt::Display>(_: T) -> Self {
+            Unfit::Malformed
+        }
+
+        fn missing_field(_: &'static str) -> Self {
+            Unfit::Missing
+        }
+    }
+
+    /// A JSON object.
+    struct Object<'a>(&'a Map<String, Value>);
+
+    /// Any JSON value.
+    struct Any<'a>(&'a Value);
+
+    impl<'de, 'a> IntoDeserializer<'de, Unfit> for Any<'a> {
+        type Deserializer = Self;
+
+        fn into_deserializer(self) -> Self {
+            self
+        }
+    }
+
+    fn entries<'de, 'a>(
+        map: &'a Map<String, Value>,
+    ) -> MapDeserializer<'de, impl Iterator<Item = (&'a str, Any<'a>)>, Unfit> {
+        MapDeserializer::new(map.iter().map(|(k, v)| (k.as_str(), Any(v))))
+    }
+
+    impl<'de> de::Deserializer<'de> for Object<'_> {
+        type Error = Unfit;
+
+        fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Unfit> {
+            let mut map = entries(self.0);
+            let value = visitor.visit_map(&mut map)?;
+            map.end()?;
+            Ok(value)
+        }
+
+        forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+            bytes byte_buf option unit unit_struct newtype_struct seq tuple
+            tuple_struct map struct enum identifier ignored_any
+        }
+    }
+
+    impl<'de> de::Deserializer<'de> for Any<'_> {
+        type Error = Unfit;
+
+        fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Unfit> {
+            match self.0 {
+                Value::Null => visitor.visit_unit(),
+                Value::Bool(b) => visitor.visit_bool(*b),
+                Value::Number(n) => match (n.as_u64(), n.as_i64(), n.as_f64()) {
+                    (Some(u), _, _) => visitor.visit_u64(u),
+                    (None, Some(i), _) => visitor.visit_i64(i),
+                    (None, None, Some(f)) => visitor.visit_f64(f),
+                    (None, None, None) => Err(Unfit::Malformed),
+                },
+                Value::String(s) => visitor.visit_str(s),
+                Value::Array(items) => {
+                    let mut seq = SeqDeserializer::new(items.iter().map(Any));
+                    let value = visitor.visit_seq(&mut seq)?;
+                    seq.end()?;
+                    Ok(value)
+                }
+                Value::Object(map) => Object(map).deserialize_any(visitor),
+            }
+        }
+
+        fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Unfit> {
+            match self.0 {
+                Value::Null => visitor.visit_none(),
+                _ => visitor.visit_some(self),
+            }
+        }
+
+        fn deserialize_newtype_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            visitor: V,
+        ) -> Result<V::Value, Unfit> {
+            visitor.visit_newtype_struct(self)
+        }
+
+        // As serde_json reads enums: a string for a unit variant, an object
+        // of one member for the others.
+        fn deserialize_enum<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            _: &'static [&'static str],
+            visitor: V,
+        ) -> Result<V::Value, Unfit> {
+            match self.0 {
+                Value::String(s) => visitor.visit_enum(s.as_str().into_deserializer()),
+                Value::Object(map) if map.len() == 1 => {
+                    visitor.visit_enum(MapAccessDeserializer::new(entries(map)))
+                }
+                _ => Err(Unfit::Malformed),
+            }
+        }
+
+        forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+            bytes byte_buf unit unit_struct seq tuple tuple_struct map struct
+            identifier ignored_any
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use serde::Deserialize;
+        use serde_json::json;
+
+        use super::*;
+
+        fn fit<T: DeserializeOwned>(v: Value) -> Result<T, InvalidToken> {
+            claims(v.as_object().unwrap())
+        }
+
+        #[derive(Deserialize, Debug, PartialEq)]
+        struct Custom {
+            tenant: String,
+            level: Option<u8>,
+            #[serde(default)]
+            roles: Vec<Role>,
+            region: Option<Region>,
+        }
+
+        #[derive(Deserialize, Debug, PartialEq)]
+        #[serde(rename_all = "lowercase")]
+        enum Role {
+            Admin,
+            Reader,
+        }
+
+        #[derive(Deserialize, Debug, PartialEq)]
+        enum Region {
+            Eu { zone: u8 },
+        }
+
+        #[test]
+        fn claims_fit_as_serde_json_reads_them() {
+            let all = json!({
+                "tenant": "acme", "level": 3, "roles": ["admin", "reader"],
+                "region": {"Eu": {"zone": 2}}, "other": [1, -2, 0.5, null, {"x": true}],
+            });
+            assert_eq!(
+                fit::<Custom>(all.clone()).unwrap(),
+                serde_json::from_value::<Custom>(all.clone()).unwrap()
+            );
+            assert_eq!(fit::<Value>(all.clone()).unwrap(), all);
+            let few: Custom = fit(json!({"tenant": "acme", "level": null})).unwrap();
+            assert_eq!((few.level, few.roles.len(), few.region), (None, 0, None));
+        }
+
+        #[test]
+        fn a_missing_field_is_told_from_a_malformed_one() {
+            assert_eq!(
+                fit::<Custom>(json!({})).unwrap_err(),
+                InvalidToken::MissingClaim
+            );
+            for malformed in [
+                json!({"tenant": 1}),
+                json!({"tenant": "a", "level": 300}),
+                json!({"tenant": "a", "roles": ["owner"]}),
+                json!({"tenant": "a", "region": "Eu"}),
+            ] {
+                assert_eq!(
+                    fit::<Custom>(malformed.clone()).unwrap_err(),
+                    InvalidToken::MalformedClaim,
+                    "{malformed}"
+                );
+            }
+            // An error whose text reads like a missing field is not one.
+            #[derive(Deserialize, Debug)]
+            #[serde(try_from = "String")]
+            struct Echo;
+            impl TryFrom<String> for Echo {
+                type Error = String;
+                fn try_from(s: String) -> Result<Echo, String> {
+                    Err(s)
+                }
+            }
+            #[derive(Deserialize, Debug)]
+            #[allow(dead_code)]
+            struct Echoes {
+                tenant: Echo,
+            }
+            assert_eq!(
+                fit::<Echoes>(json!({"tenant": "missing field `tenant`"})).unwrap_err(),
+                InvalidToken::MalformedClaim
+            );
+        }
     }
 }
 

@@ -150,21 +150,50 @@ fn is_token_char(b: u8) -> bool {
         | (b == b'/')
 }
 
+/// The query parameter RFC 6750 §2.3 defines.
+const QUERY_NAME: &str = "access_token";
+
+/// The `&`-separated pieces of an `application/x-www-form-urlencoded`
+/// query, each with whether it is an `access_token` parameter. Only names
+/// that may decode to `access_token` are decoded, so a long unrelated query
+/// costs one scan and no allocation.
+fn query_pieces(query: &str) -> impl Iterator<Item = (&str, bool)> {
+    query.split('&').map(|piece| {
+        let name = piece.split_once('=').map_or(piece, |(name, _)| name);
+        (piece, is_query_name(name))
+    })
+}
+
+/// Whether a raw parameter name decodes (as form_urlencoded does: `+` is a
+/// space, `%XX` a byte) to `access_token`.
+fn is_query_name(raw: &str) -> bool {
+    raw == QUERY_NAME
+        || (raw.len() <= 3 * QUERY_NAME.len()
+            && raw.contains(['%', '+'])
+            && form_urlencoded::parse(raw.as_bytes())
+                .next()
+                .is_some_and(|(name, _)| name == QUERY_NAME))
+}
+
 fn from_query(uri: &Uri, max_len: usize) -> Result<Option<String>, AuthError> {
     let Some(query) = uri.query() else {
         return Ok(None);
     };
-    if query.len() > max_len.saturating_mul(3).saturating_add(4096) {
-        return Err(AuthError::InvalidToken(InvalidToken::TooLong));
-    }
     let mut found = None;
-    for (name, value) in form_urlencoded::parse(query.as_bytes()) {
-        if name != "access_token" {
-            continue;
-        }
+    for (piece, _) in query_pieces(query).filter(|(_, token)| *token) {
         if found.is_some() {
             return Err(AuthError::InvalidRequest(InvalidRequest::MultipleTokens));
         }
+        // The cap is on the token, not on the rest of the URL. Decoding
+        // shrinks a value at most threefold: a longer one is refused unread.
+        let raw_len = piece.split_once('=').map_or(0, |(_, value)| value.len());
+        if raw_len > max_len.saturating_mul(3) {
+            return Err(AuthError::InvalidToken(InvalidToken::TooLong));
+        }
+        let value = form_urlencoded::parse(piece.as_bytes())
+            .next()
+            .map(|(_, value)| value.into_owned())
+            .unwrap_or_default();
         if value.len() > max_len {
             return Err(AuthError::InvalidToken(InvalidToken::TooLong));
         }
@@ -172,9 +201,37 @@ fn from_query(uri: &Uri, max_len: usize) -> Result<Option<String>, AuthError> {
             return Err(AuthError::InvalidRequest(InvalidRequest::EmptyToken));
         }
         check_b64token(value.as_bytes())?;
-        found = Some(value.into_owned());
+        found = Some(value);
     }
     Ok(found)
+}
+
+/// `uri` without its `access_token` parameters, every other parameter kept
+/// byte for byte and in order; `None` when it has none. RFC 6750 §5.3:
+/// URLs are logged, so a token taken from the query must not travel on to
+/// the inner service, its access log or its tracing spans.
+pub(crate) fn strip_query_token(uri: &Uri) -> Result<Option<Uri>, AuthError> {
+    let Some(query) = uri.query() else {
+        return Ok(None);
+    };
+    if !query_pieces(query).any(|(_, token)| token) {
+        return Ok(None);
+    }
+    let kept: Vec<&str> = query_pieces(query)
+        .filter(|(_, token)| !token)
+        .map(|(piece, _)| piece)
+        .collect();
+    let path_and_query = if kept.is_empty() {
+        uri.path().to_owned()
+    } else {
+        format!("{}?{}", uri.path(), kept.join("&"))
+    };
+    let mut parts = uri.clone().into_parts();
+    // Every byte kept was valid in the original URI, so this cannot fail;
+    // if it did, the request would be refused rather than keep the token.
+    let malformed = AuthError::InvalidRequest(InvalidRequest::Malformed);
+    parts.path_and_query = Some(path_and_query.try_into().map_err(|_| malformed.clone())?);
+    Uri::from_parts(parts).map(Some).map_err(|_| malformed)
 }
 
 #[cfg(test)]
@@ -317,5 +374,70 @@ mod tests {
             extract(&both, &uri, &policy),
             Err(AuthError::InvalidRequest(InvalidRequest::MultipleTokens))
         );
+        let escaped_name = Uri::from_static("/items?access%5ftoken=abc");
+        assert_eq!(extract(&h, &escaped_name, &policy).unwrap(), "abc");
+        let padded = Uri::from_static("/items?access_token=abc%3D%3D");
+        assert_eq!(extract(&h, &padded, &policy).unwrap(), "abc==");
+        let raw_padding = Uri::from_static("/items?access_token=abc==");
+        assert_eq!(extract(&h, &raw_padding, &policy).unwrap(), "abc==");
+        let empty = Uri::from_static("/items?access_token");
+        assert_eq!(
+            extract(&h, &empty, &policy),
+            Err(AuthError::InvalidRequest(InvalidRequest::EmptyToken))
+        );
+    }
+
+    #[test]
+    fn the_length_cap_is_on_the_query_token_not_the_query() {
+        let policy = BearerPolicy {
+            allow_query: true,
+            ..POLICY
+        };
+        let long = format!("/x?q={}&access_token=abc", "a".repeat(60_000));
+        let uri: Uri = long.parse().unwrap();
+        assert_eq!(extract(&HeaderMap::new(), &uri, &policy).unwrap(), "abc");
+        let header = headers(&[b"Bearer abc"]);
+        let uri: Uri = format!("/x?q={}", "%41".repeat(20_000)).parse().unwrap();
+        assert_eq!(extract(&header, &uri, &policy).unwrap(), "abc");
+        for token in ["a".repeat(65), "%41".repeat(65), "%41".repeat(10_000)] {
+            let uri: Uri = format!("/x?access_token={token}").parse().unwrap();
+            assert_eq!(
+                extract(&HeaderMap::new(), &uri, &policy),
+                Err(AuthError::InvalidToken(InvalidToken::TooLong))
+            );
+        }
+        let exact: Uri = format!("/x?access_token={}", "%41".repeat(64))
+            .parse()
+            .unwrap();
+        assert_eq!(
+            extract(&HeaderMap::new(), &exact, &policy).unwrap(),
+            "A".repeat(64)
+        );
+    }
+
+    #[test]
+    fn stripping_the_query_token_keeps_everything_else() {
+        let strip = |uri: &'static str| {
+            strip_query_token(&Uri::from_static(uri))
+                .unwrap()
+                .map(|u| u.to_string())
+        };
+        for (uri, stripped) in [
+            ("/a?access_token=t", "/a"),
+            ("/a?access_token=t&b=1", "/a?b=1"),
+            ("/a?b=1&access_token=t", "/a?b=1"),
+            ("/a?b=1&access_token=t&c=%2F+x&", "/a?b=1&c=%2F+x&"),
+            ("/a?&&access_token=t", "/a?&"),
+            ("/a?access+token=1&access%5Ftoken=t", "/a?access+token=1"),
+            (
+                "https://h:8443/a/b?x&access_token=t#",
+                "https://h:8443/a/b?x",
+            ),
+        ] {
+            assert_eq!(strip(uri).as_deref(), Some(stripped), "{uri}");
+        }
+        for untouched in ["/a", "/a?", "/a?b=access_token", "/a?xaccess_token=1"] {
+            assert_eq!(strip(untouched), None, "{untouched}");
+        }
     }
 }

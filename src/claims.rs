@@ -7,7 +7,9 @@
 //! from the text wherever they have no escapes: the claims a service never
 //! asks for cost no allocation. A claim of the wrong JSON type fails the
 //! parse and is reported as [`InvalidToken::MalformedClaim`]: a token whose
-//! meaning is in doubt is refused, not half-read.
+//! meaning is in doubt is refused, not half-read. An object with any member
+//! twice, registered or not, is not one that every reader reads alike: it
+//! is [`InvalidToken::Malformed`].
 
 use std::borrow::Cow;
 use std::fmt;
@@ -58,6 +60,8 @@ pub(crate) struct Registered<'a> {
     pub(crate) token_type: Option<Value>,
     pub(crate) token_use: Option<Value>,
     pub(crate) typ: Option<Value>,
+    /// A member name appeared twice; [`Registered::parse`] refuses it.
+    duplicate: bool,
 }
 
 impl<'de: 'a, 'a> Deserialize<'de> for Registered<'a> {
@@ -77,98 +81,106 @@ impl<'de> Visitor<'de> for RegisteredVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut r = Registered::default();
-        // Registered claims seen, to refuse duplicates (RFC 7519 §4).
-        let mut seen = 0u32;
+        // Any member twice refuses the object (RFC 7519 §4 allows refusing
+        // or last-wins; a JSON reader that kept the first would see another
+        // token). Registered claims are tracked by bit; the others, usually
+        // a handful, are compared once all are read.
+        let (mut seen, mut duplicate) = (0u32, false);
+        let mut others: Vec<Str<'de>> = Vec::new();
         while let Some(key) = map.next_key::<Str<'de>>()? {
-            let mut once = |bit: u32, name: &'static str| {
-                if seen & (1 << bit) != 0 {
-                    return Err(de::Error::duplicate_field(name));
-                }
+            let mut once = |bit: u32| {
+                duplicate |= seen & (1 << bit) != 0;
                 seen |= 1 << bit;
-                Ok(())
             };
             match key.as_str() {
                 "iss" => {
-                    once(0, "iss")?;
+                    once(0);
                     r.iss = Some(map.next_value()?);
                 }
                 "sub" => {
-                    once(1, "sub")?;
+                    once(1);
                     r.sub = map.next_value()?;
                 }
                 "aud" => {
-                    once(2, "aud")?;
+                    once(2);
                     r.aud = map.next_value()?;
                 }
                 "exp" => {
-                    once(3, "exp")?;
+                    once(3);
                     r.exp = Some(map.next_value::<NumericDate>()?.0);
                 }
                 "nbf" => {
-                    once(4, "nbf")?;
+                    once(4);
                     r.nbf = Some(map.next_value::<NumericDate>()?.0);
                 }
                 "iat" => {
-                    once(5, "iat")?;
+                    once(5);
                     r.iat = Some(map.next_value::<NumericDate>()?.0);
                 }
                 "jti" => {
-                    once(6, "jti")?;
+                    once(6);
                     r.jti = map.next_value()?;
                 }
                 "client_id" => {
-                    once(7, "client_id")?;
+                    once(7);
                     r.client_id = map.next_value()?;
                 }
                 "azp" => {
-                    once(8, "azp")?;
+                    once(8);
                     r.azp = map.next_value()?;
                 }
                 "cid" => {
-                    once(9, "cid")?;
+                    once(9);
                     r.cid = map.next_value()?;
                 }
                 "appid" => {
-                    once(10, "appid")?;
+                    once(10);
                     r.appid = map.next_value()?;
                 }
                 "username" => {
-                    once(11, "username")?;
+                    once(11);
                     r.username = map.next_value()?;
                 }
                 "scope" => {
-                    once(12, "scope")?;
+                    once(12);
                     r.scope = map.next_value()?;
                 }
                 "scp" => {
-                    once(13, "scp")?;
+                    once(13);
                     r.scp = map.next_value()?;
                 }
                 "cnf" => {
-                    once(14, "cnf")?;
+                    once(14);
                     r.cnf = map.next_value::<Option<Checked>>()?.is_some();
                 }
                 "nonce" | "at_hash" | "c_hash" => {
                     map.next_value::<Checked>()?;
                     r.id_token_claims = true;
+                    others.push(key);
                 }
                 "token_type" => {
-                    once(15, "token_type")?;
+                    once(15);
                     r.token_type = map.next_value()?;
                 }
                 "token_use" => {
-                    once(16, "token_use")?;
+                    once(16);
                     r.token_use = map.next_value()?;
                 }
                 "typ" => {
-                    once(17, "typ")?;
+                    once(17);
                     r.typ = map.next_value()?;
                 }
                 _ => {
                     map.next_value::<Checked>()?;
+                    others.push(key);
                 }
             }
         }
+        if others.len() > 1 {
+            others.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
+            duplicate |= others.windows(2).any(|w| w[0].as_str() == w[1].as_str());
+        }
+        r.duplicate = duplicate;
         Ok(r)
     }
 }
@@ -234,10 +246,17 @@ impl<'a> Registered<'a> {
         if json.trim_start().as_bytes().first() != Some(&b'{') || !nesting_within_limit(json) {
             return Err(InvalidToken::Malformed);
         }
-        serde_json::from_str(json).map_err(|e| match e.classify() {
-            serde_json::error::Category::Data => InvalidToken::MalformedClaim,
-            _ => InvalidToken::Malformed,
-        })
+        let registered: Registered<'a> =
+            serde_json::from_str(json).map_err(|e| match e.classify() {
+                serde_json::error::Category::Data => InvalidToken::MalformedClaim,
+                _ => InvalidToken::Malformed,
+            })?;
+        // Not one object every reader sees alike: not readable JSON, which
+        // introspection reports as a broken answer, not a bad token.
+        if registered.duplicate {
+            return Err(InvalidToken::Malformed);
+        }
+        Ok(registered)
     }
 
     /// `exp` (required or not, as the caller says), `nbf` and `iat`, each
@@ -539,7 +558,6 @@ mod tests {
             r#"{"aud":[1]}"#,
             r#"{"scope":["a"]}"#,
             r#"{"scp":{"a":1}}"#,
-            r#"{"sub":"a","sub":"b"}"#,
         ] {
             assert_eq!(
                 Registered::parse(json).err(),
@@ -565,6 +583,31 @@ mod tests {
                 "{json}"
             );
         }
+    }
+
+    #[test]
+    fn any_member_twice_is_malformed() {
+        for json in [
+            r#"{"sub":"a","sub":"b"}"#,
+            r#"{"sub":"a","sub":"a"}"#,
+            r#"{"exp":1,"sub":"a","exp":2}"#,
+            r#"{"tenant":"acme","exp":1,"tenant":"evil"}"#,
+            r#"{"tenant":"acme","tenant":"acme"}"#,
+            r#"{"nonce":"n","nonce":"n"}"#,
+            // Names are compared as decoded: escapes do not hide a twin.
+            r#"{"tenant":1,"\u0074enant":2}"#,
+            r#"{"sub":"a","\u0073ub":"b"}"#,
+            r#"{"a":1,"b":2,"c":3,"d":4,"e":5,"f":6,"g":7,"h":8,"i":9,"a":10}"#,
+        ] {
+            assert_eq!(
+                Registered::parse(json).err(),
+                Some(InvalidToken::Malformed),
+                "{json}"
+            );
+        }
+        // Nested objects are values, read by whoever reads them.
+        let nested = r#"{"a":{"x":1},"b":{"x":2},"tenant":"acme","sub":"s","x":1}"#;
+        assert!(Registered::parse(nested).is_ok());
     }
 
     #[test]

@@ -42,8 +42,12 @@ pub enum AuthError {
     InvalidToken(InvalidToken),
     /// The token is valid but lacks scopes the resource requires
     /// (403 `insufficient_scope`). `required` is the space-separated list of
-    /// scopes that would have sufficed; it comes from the route's
-    /// configuration, never from the request.
+    /// scopes that would have sufficed, sent as the challenge's `scope`
+    /// attribute; it comes from the route's configuration, never from the
+    /// request. For a requirement of any one of several scopes it is the
+    /// first of them, since RFC 6750 §3 reads the attribute as "all of
+    /// these". Empty when no scope would help: the attribute is then left
+    /// out.
     #[error("insufficient scope (requires {required})")]
     InsufficientScope {
         /// The scopes the resource requires, space separated.
@@ -259,6 +263,69 @@ pub enum ErrorDetail {
     Terse,
 }
 
+/// How a refused request is answered: with an HTTP status, or with a gRPC
+/// status in the content type the client speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wire {
+    /// RFC 6750: the status says it all.
+    Http,
+    /// A trailers-only gRPC answer with this `content-type`: a gRPC-Web
+    /// client only reads answers in its own framing (`-text` is base64).
+    Grpc(&'static str),
+}
+
+impl Wire {
+    /// Native gRPC over HTTP/2.
+    pub(crate) const GRPC: Wire = Wire::Grpc("application/grpc");
+
+    /// The answer's wire for a request with this `content-type`, already
+    /// known to be gRPC: gRPC-Web keeps its own media type (parameters
+    /// dropped), native gRPC is answered as `application/grpc`.
+    pub(crate) fn grpc_for(content_type: &[u8]) -> Wire {
+        const WEB: [&str; 8] = [
+            "application/grpc-web",
+            "application/grpc-web+proto",
+            "application/grpc-web+json",
+            "application/grpc-web+thrift",
+            "application/grpc-web-text",
+            "application/grpc-web-text+proto",
+            "application/grpc-web-text+json",
+            "application/grpc-web-text+thrift",
+        ];
+        let media_type = content_type
+            .split(|&b| b == b';')
+            .next()
+            .unwrap_or_default()
+            .trim_ascii();
+        if let Some(known) = WEB
+            .iter()
+            .find(|w| w.as_bytes().eq_ignore_ascii_case(media_type))
+        {
+            return Wire::Grpc(known);
+        }
+        // Another message format: the framing is what the client must be
+        // able to read, and that the prefix tells.
+        let starts = |prefix: &str| {
+            media_type.len() >= prefix.len()
+                && media_type[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+        };
+        if starts(WEB[4]) {
+            Wire::Grpc(WEB[4])
+        } else if starts(WEB[0]) {
+            Wire::Grpc(WEB[0])
+        } else {
+            Wire::GRPC
+        }
+    }
+}
+
+/// `true` is native gRPC, as [`TokenGate::error_response`](crate::TokenGate::error_response) takes it.
+impl From<bool> for Wire {
+    fn from(grpc: bool) -> Wire {
+        if grpc { Wire::GRPC } else { Wire::Http }
+    }
+}
+
 /// Builds responses for [`AuthError`]s: the single place that knows RFC 6750
 /// §3 and the gRPC mapping. Created once per gate, so the realm is escaped
 /// once and not per request.
@@ -327,7 +394,9 @@ impl Responder {
         {
             let _ = write!(value, ", error_description=\"{description}\"");
         }
-        if let AuthError::InsufficientScope { required } = err {
+        if let AuthError::InsufficientScope { required } = err
+            && !required.is_empty()
+        {
             value.push_str(", scope=\"");
             push_quoted(&mut value, required);
             value.push('"');
@@ -339,7 +408,7 @@ impl Responder {
     }
 
     /// The headers of the answer to `err`.
-    pub(crate) fn headers(&self, err: &AuthError, grpc: bool) -> HeaderMap {
+    pub(crate) fn headers(&self, err: &AuthError, wire: Wire) -> HeaderMap {
         let mut headers = HeaderMap::with_capacity(6);
         // A rejection is about this request's credentials: never cache it.
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -349,11 +418,8 @@ impl Responder {
         if matches!(err, AuthError::Unavailable(_)) {
             headers.insert(header::RETRY_AFTER, self.retry_after.clone());
         }
-        if grpc {
-            headers.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/grpc"),
-            );
+        if let Wire::Grpc(content_type) = wire {
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
             headers.insert("grpc-status", HeaderValue::from(u16::from(err.grpc_code())));
             let message = match (self.detail, err.description()) {
                 (ErrorDetail::Describe, Some(d)) => d,
@@ -369,10 +435,18 @@ impl Responder {
     /// The complete answer to `err`. HTTP requests get the RFC 6750 status
     /// with an empty body; gRPC requests get a trailers-only response
     /// (HTTP 200 with `grpc-status` in the headers) as gRPC requires.
-    pub(crate) fn response<B: Default>(&self, err: &AuthError, grpc: bool) -> Response<B> {
+    pub(crate) fn response<B: Default>(
+        &self,
+        err: &AuthError,
+        wire: impl Into<Wire>,
+    ) -> Response<B> {
+        let wire = wire.into();
         let mut response = Response::new(B::default());
-        *response.status_mut() = if grpc { StatusCode::OK } else { err.status() };
-        *response.headers_mut() = self.headers(err, grpc);
+        *response.status_mut() = match wire {
+            Wire::Grpc(_) => StatusCode::OK,
+            Wire::Http => err.status(),
+        };
+        *response.headers_mut() = self.headers(err, wire);
         response
     }
 }
@@ -490,6 +564,46 @@ mod tests {
             assert_eq!(header(&r, "grpc-status").as_deref(), Some(code));
             assert!(header(&r, "grpc-message").is_some());
         }
+    }
+
+    #[test]
+    fn grpc_web_is_answered_in_its_own_content_type() {
+        for (request, answer) in [
+            (&b"application/grpc"[..], "application/grpc"),
+            (b"application/grpc+proto", "application/grpc"),
+            (b"application/grpc-web", "application/grpc-web"),
+            (b"application/grpc-web+proto", "application/grpc-web+proto"),
+            (b"application/grpc-web-text", "application/grpc-web-text"),
+            (
+                b"application/grpc-web-text+proto",
+                "application/grpc-web-text+proto",
+            ),
+            (
+                b"application/grpc-web+json ; charset=utf-8",
+                "application/grpc-web+json",
+            ),
+            (b"APPLICATION/GRPC-WEB-TEXT", "application/grpc-web-text"),
+            (b"application/grpc-web+x\"y", "application/grpc-web"),
+            (b"application/grpc-web-text+x", "application/grpc-web-text"),
+        ] {
+            assert_eq!(Wire::grpc_for(request), Wire::Grpc(answer), "{request:?}");
+            let r: Response<()> = Responder::new("api", ErrorDetail::Describe, 5)
+                .response(&AuthError::MissingToken, Wire::grpc_for(request));
+            assert_eq!(header(&r, "content-type").as_deref(), Some(answer));
+        }
+    }
+
+    #[test]
+    fn insufficient_scope_without_scopes_has_no_scope_attribute() {
+        let err = AuthError::InsufficientScope {
+            required: String::new(),
+        };
+        let r: Response<()> = Responder::new("api", ErrorDetail::Terse, 5).response(&err, false);
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        assert_eq!(
+            header(&r, "www-authenticate").as_deref(),
+            Some("Bearer realm=\"api\", error=\"insufficient_scope\"")
+        );
     }
 
     #[test]

@@ -15,9 +15,9 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::error::{AuthError, ErrorDetail, Responder};
+use crate::error::{AuthError, ErrorDetail, Responder, Wire};
 use crate::gate::TokenGate;
-use crate::layer::is_grpc;
+use crate::layer::wire;
 use crate::principal::Principal;
 use crate::scope::{InvalidScope, Scopes, is_scope_token};
 
@@ -55,6 +55,11 @@ impl ScopeRequirement {
     }
 
     /// At least one of `scopes` is required.
+    ///
+    /// A principal with none of them is refused with a challenge that names
+    /// the first of `scopes` as its `scope` attribute: RFC 6750 §3 reads
+    /// that attribute as every scope the token needs, so it can name one
+    /// alternative only. List first the scope clients should ask for.
     ///
     /// # Panics
     /// As [`all`](Self::all).
@@ -139,6 +144,12 @@ impl ScopeRequirement {
 }
 
 fn satisfied<T: AsRef<str>>(granted: &Scopes, required: &[T], any: bool) -> bool {
+    // "All of no scopes" holds for every token: a requirement that names
+    // none (a hand-written `RequiredScopes` with `SCOPES = &[]`) is a
+    // mistake, and must close the route, not open it.
+    if required.is_empty() {
+        return false;
+    }
     if any {
         granted.contains_any(required)
     } else {
@@ -163,11 +174,31 @@ pub(crate) fn check_scopes<'e, T: AsRef<str>>(
     if satisfied(principal.scopes(), required, any) {
         Ok(principal)
     } else {
-        let listed: Vec<&str> = required.iter().map(AsRef::as_ref).collect();
-        Err(AuthError::InsufficientScope {
-            required: listed.join(" "),
-        })
+        Err(insufficient_scope(required, any))
     }
+}
+
+/// The 403 for a principal that lacks `required`. RFC 6750 §3 reads the
+/// `scope` attribute as every scope the token needs, so an any-requirement
+/// names one alternative that suffices: the first listed, the one clients
+/// should ask for.
+fn insufficient_scope<T: AsRef<str>>(required: &[T], any: bool) -> AuthError {
+    let required = match required {
+        [] => {
+            tracing::error!(
+                target: "tokengate",
+                "a scope requirement names no scope: every request is refused (declare scope sets \
+                 with tokengate::scope_set!)"
+            );
+            String::new()
+        }
+        [first, ..] if any => first.as_ref().to_owned(),
+        all => {
+            let listed: Vec<&str> = all.iter().map(AsRef::as_ref).collect();
+            listed.join(" ")
+        }
+    };
+    AuthError::InsufficientScope { required }
 }
 
 /// The error for a guarded request that carries no principal.
@@ -185,7 +216,11 @@ pub(crate) fn missing_principal(extensions: &Extensions) -> AuthError {
 }
 
 /// A type that names the scopes a handler needs, for the typed extractors
-/// and `#[require_scopes]`. Declare one with [`scope_set!`](crate::scope_set).
+/// and `#[require_scopes]`. Declare one with [`scope_set!`](crate::scope_set),
+/// which refuses an empty list at compile time. A hand-written
+/// implementation with no scope fails closed: every principal is refused
+/// with 403 (and the mistake is logged), as "all of no scopes" would
+/// otherwise let every token through.
 ///
 /// ```
 /// tokengate::scope_set! {
@@ -228,6 +263,19 @@ pub trait RequiredScopes {
 /// ```compile_fail
 /// tokengate::scope_set! { pub struct Bad = "two words"; }
 /// ```
+///
+/// A set names at least one scope:
+///
+/// ```compile_fail
+/// tokengate::scope_set! { pub struct Nothing = all(); }
+/// ```
+///
+/// ```compile_fail
+/// tokengate::scope_set! { pub struct Nothing = any(); }
+/// ```
+///
+/// With `any(…)`, a refusal names the first scope as the one to ask for
+/// (see [`ScopeRequirement::any`]).
 #[macro_export]
 macro_rules! scope_set {
     () => {};
@@ -270,9 +318,9 @@ static FALLBACK: LazyLock<Responder> =
 pub(crate) fn respond<B: Default>(
     extensions: &Extensions,
     err: &AuthError,
-    grpc: bool,
+    wire: Wire,
 ) -> Response<B> {
-    responder(extensions.get::<GateContext>()).response(err, grpc)
+    responder(extensions.get::<GateContext>()).response(err, wire)
 }
 
 /// The responder of the gate that ran, or a default one.
@@ -315,7 +363,8 @@ impl RequireScopes {
         }
     }
 
-    /// Requires one of `scopes` (see [`ScopeRequirement::any`]).
+    /// Requires one of `scopes` (see [`ScopeRequirement::any`]); a refusal
+    /// names the first of them in the challenge's `scope` attribute.
     pub fn any<I, T>(scopes: I) -> Self
     where
         I: IntoIterator<Item = T>,
@@ -407,7 +456,7 @@ where
                 tracing::debug!(target: "tokengate", reason = %err, "request rejected by scope guard");
                 GuardFuture {
                     state: GuardState::Reject {
-                        response: Some(respond(req.extensions(), &err, is_grpc(&req))),
+                        response: Some(respond(req.extensions(), &err, wire(&req))),
                     },
                 }
             }
@@ -444,5 +493,48 @@ where
                 .take()
                 .expect("GuardFuture polled after completion"))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::principal::TokenSource;
+
+    fn with_scopes(scope: &str) -> Extensions {
+        let claims = serde_json::json!({ "scope": scope });
+        let principal =
+            Principal::from_claims(claims.as_object().unwrap().clone(), TokenSource::Jwt).unwrap();
+        let mut extensions = Extensions::new();
+        extensions.insert(principal);
+        extensions
+    }
+
+    #[test]
+    fn no_required_scope_is_never_enough() {
+        let none: [&str; 0] = [];
+        for any in [false, true] {
+            for granted in ["", "a b"] {
+                assert_eq!(
+                    check_scopes(&with_scopes(granted), &none, any).unwrap_err(),
+                    AuthError::InsufficientScope {
+                        required: String::new()
+                    }
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_challenge_names_what_would_suffice() {
+        let required = ["b", "a"];
+        let err = |any| check_scopes(&with_scopes("c"), &required, any).unwrap_err();
+        let scope = |required: &str| AuthError::InsufficientScope {
+            required: required.to_owned(),
+        };
+        assert_eq!(err(false), scope("b a"));
+        // One alternative: "b a" would say both are needed.
+        assert_eq!(err(true), scope("b"));
+        assert!(check_scopes(&with_scopes("a"), &required, true).is_ok());
     }
 }

@@ -12,12 +12,13 @@ use std::mem;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use http::{Method, Request, Response, Version, header};
+use http::{HeaderValue, Method, Request, Response, Version, header};
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::error::AuthError;
+use crate::bearer;
+use crate::error::{AuthError, Wire};
 use crate::gate::{Pending, Step, TokenGate};
 use crate::guard::GateContext;
 use crate::principal::Principal;
@@ -135,18 +136,20 @@ impl<S> TokenGateService<S> {
     }
 }
 
-/// Whether a request is gRPC, so failures must be gRPC statuses: a POST
+/// How failures of a request are answered. gRPC, so gRPC statuses: a POST
 /// with an `application/grpc` content type over HTTP/2, or gRPC-Web (which
-/// may travel over HTTP/1.1). A content type alone must not turn a REST
-/// client's 401 into an HTTP 200.
-pub(crate) fn is_grpc<B>(req: &Request<B>) -> bool {
+/// may travel over HTTP/1.1), answered in the request's own gRPC-Web
+/// content type. A content type alone must not turn a REST client's 401
+/// into an HTTP 200.
+pub(crate) fn wire<B>(req: &Request<B>) -> Wire {
     let Some(content_type) = req.headers().get(header::CONTENT_TYPE) else {
-        return false;
+        return Wire::Http;
     };
     let ct = content_type.as_bytes();
-    req.method() == Method::POST
+    let grpc = req.method() == Method::POST
         && (ct.starts_with(b"application/grpc-web")
-            || (ct.starts_with(b"application/grpc") && req.version() == Version::HTTP_2))
+            || (ct.starts_with(b"application/grpc") && req.version() == Version::HTTP_2));
+    if grpc { Wire::grpc_for(ct) } else { Wire::Http }
 }
 
 type Verification = Pin<Box<dyn Future<Output = Result<Principal, AuthError>> + Send>>;
@@ -166,28 +169,34 @@ where
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let gate = &self.gate.inner;
-        let grpc = is_grpc(&req);
+        let wire = wire(&req);
         let step = match gate.extract(req.headers(), req.uri()) {
             Err(e) => Step::Done(Err(e)),
             Ok(token) => match gate.verify_now(&token) {
                 Step::Pending(pending) => {
                     let token = token.into_owned();
-                    return self.slow_path(req, token, pending, grpc);
+                    return match take_query_token(&mut req, &self.gate) {
+                        Ok(private) => self.slow_path(req, token, pending, wire, private),
+                        Err(e) => ResponseFuture::reject(reject(&self.gate, &e, wire)),
+                    };
                 }
                 done => done,
             },
         };
         match step {
-            Step::Done(Ok(principal)) => {
-                attach(&mut req, principal, &self.gate);
-                // `self.inner` is the service `poll_ready` readied: call it.
-                ResponseFuture::call(self.inner.call(req))
-            }
+            Step::Done(Ok(principal)) => match take_query_token(&mut req, &self.gate) {
+                Ok(private) => {
+                    attach(&mut req, principal, &self.gate);
+                    // `self.inner` is the service `poll_ready` readied: call it.
+                    ResponseFuture::call(self.inner.call(req), private)
+                }
+                Err(e) => ResponseFuture::reject(reject(&self.gate, &e, wire)),
+            },
             Step::Done(Err(AuthError::MissingToken)) if self.optional => {
                 req.extensions_mut().insert(GateContext(self.gate.clone()));
-                ResponseFuture::call(self.inner.call(req))
+                ResponseFuture::call(self.inner.call(req), false)
             }
-            Step::Done(Err(e)) => ResponseFuture::reject(reject(&self.gate, &e, grpc)),
+            Step::Done(Err(e)) => ResponseFuture::reject(reject(&self.gate, &e, wire)),
             Step::Pending(_) => unreachable!("pending steps returned above"),
         }
     }
@@ -201,7 +210,8 @@ impl<S> TokenGateService<S> {
         req: Request<ReqBody>,
         token: String,
         pending: Pending,
-        grpc: bool,
+        wire: Wire,
+        private: bool,
     ) -> ResponseFuture<S::Future, S, ReqBody, ResBody>
     where
         S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
@@ -218,7 +228,8 @@ impl<S> TokenGateService<S> {
             state: State::Verify {
                 verification,
                 pending: Some((req, ready)),
-                grpc,
+                wire,
+                private,
                 gate: self.gate.clone(),
             },
         }
@@ -233,9 +244,53 @@ fn attach<B>(req: &mut Request<B>, principal: Principal, gate: &TokenGate) {
     extensions.insert(GateContext(gate.clone()));
 }
 
-fn reject<B: Default>(gate: &TokenGate, err: &AuthError, grpc: bool) -> Response<B> {
+/// RFC 6750 §2.3 and §5.3, for a gate that takes query tokens: a token
+/// that came in the query leaves the URI before the inner service (its
+/// access log, `TraceLayer`) sees it. Returns whether it did, so that the
+/// answer can be marked private. A token that came in the header leaves a
+/// query without `access_token` (both at once is refused), so it is left
+/// alone.
+fn take_query_token<B>(req: &mut Request<B>, gate: &TokenGate) -> Result<bool, AuthError> {
+    if !gate.inner.bearer.allow_query {
+        return Ok(false);
+    }
+    match bearer::strip_query_token(req.uri())? {
+        Some(uri) => {
+            *req.uri_mut() = uri;
+            Ok(true)
+        }
+        None => Ok(false),
+    }
+}
+
+/// RFC 6750 §2.3: answers to a request whose token was in its URL must not
+/// be stored by shared caches. A `Cache-Control` that already says
+/// `private` or `no-store` is kept; otherwise `private` is added to it, and
+/// `public`, which would contradict it, is dropped.
+fn mark_private<B>(response: &mut Response<B>) {
+    let headers = response.headers_mut();
+    let mut directives: Vec<String> = Vec::new();
+    for value in headers.get_all(header::CACHE_CONTROL) {
+        for directive in value.to_str().unwrap_or_default().split(',') {
+            let directive = directive.trim();
+            let name = directive.split('=').next().unwrap_or_default().trim();
+            if name.eq_ignore_ascii_case("private") || name.eq_ignore_ascii_case("no-store") {
+                return;
+            }
+            if !directive.is_empty() && !name.eq_ignore_ascii_case("public") {
+                directives.push(directive.to_owned());
+            }
+        }
+    }
+    directives.insert(0, "private".to_owned());
+    let value = HeaderValue::from_str(&directives.join(", "))
+        .unwrap_or_else(|_| HeaderValue::from_static("private"));
+    headers.insert(header::CACHE_CONTROL, value);
+}
+
+fn reject<B: Default>(gate: &TokenGate, err: &AuthError, wire: Wire) -> Response<B> {
     tracing::debug!(target: "tokengate", reason = %err, status = err.status().as_u16(), "request rejected");
-    gate.inner.responder.response(err, grpc)
+    gate.inner.responder.response(err, wire)
 }
 
 pin_project! {
@@ -253,17 +308,19 @@ pin_project! {
         Verify {
             verification: Verification,
             pending: Option<(Request<ReqBody>, S)>,
-            grpc: bool,
+            wire: Wire,
+            private: bool,
             gate: TokenGate,
         },
-        Call { #[pin] fut: F },
+        // `private`: the token came in the URL (see `mark_private`).
+        Call { #[pin] fut: F, private: bool },
     }
 }
 
 impl<F, S, ReqBody, ResBody> ResponseFuture<F, S, ReqBody, ResBody> {
-    fn call(fut: F) -> Self {
+    fn call(fut: F, private: bool) -> Self {
         ResponseFuture {
-            state: State::Call { fut },
+            state: State::Call { fut, private },
         }
     }
 
@@ -296,7 +353,8 @@ where
                 StateProj::Verify {
                     verification,
                     pending,
-                    grpc,
+                    wire,
+                    private,
                     gate,
                 } => {
                     let result = ready!(verification.as_mut().poll(cx));
@@ -307,16 +365,23 @@ where
                         Ok(principal) => {
                             attach(&mut req, principal, gate);
                             let fut = inner.call(req);
-                            state.set(State::Call { fut });
+                            let private = *private;
+                            state.set(State::Call { fut, private });
                         }
                         Err(e) => {
-                            let response = reject(gate, &e, *grpc);
+                            let response = reject(gate, &e, *wire);
                             state.set(State::Reject { response: None });
                             return Poll::Ready(Ok(response));
                         }
                     }
                 }
-                StateProj::Call { fut } => return fut.poll(cx),
+                StateProj::Call { fut, private } => {
+                    let mut response = ready!(fut.poll(cx));
+                    if *private && let Ok(response) = &mut response {
+                        mark_private(response);
+                    }
+                    return Poll::Ready(response);
+                }
             }
         }
     }

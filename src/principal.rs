@@ -244,7 +244,9 @@ impl Principal {
     }
 
     /// Every claim of the token (or field of the introspection answer).
-    /// Parsed from the claims' text on the first call for this token.
+    /// Parsed from the claims' text on the first call for this token. Each
+    /// holds the one value the token gave it: a token or answer that names
+    /// a claim twice is refused before a principal is built.
     pub fn claims(&self) -> &Map<String, Value> {
         self.inner.claims.get_or_init(|| {
             // The text was read as an object, within the nesting limit,

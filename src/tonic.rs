@@ -25,7 +25,7 @@
 use tonic::metadata::MetadataValue;
 use tonic::{Code, Request, Status};
 
-use crate::error::AuthError;
+use crate::error::{AuthError, Wire};
 use crate::guard::{
     GateContext, RequiredScopes, ScopeRequirement, check_scopes, missing_principal, responder,
 };
@@ -78,7 +78,7 @@ pub fn require<R: RequiredScopes, T>(request: &Request<T>) -> Result<Principal, 
 /// layer sends, and the RFC 6750 challenge as `www-authenticate` metadata.
 fn status<T>(err: &AuthError, request: &Request<T>) -> Status {
     let context = request.extensions().get::<GateContext>();
-    let headers = responder(context).headers(err, true);
+    let headers = responder(context).headers(err, Wire::GRPC);
     let message = headers
         .get("grpc-message")
         .and_then(|v| v.to_str().ok())

@@ -223,3 +223,224 @@ async fn service_keeps_answering_after_rejections() {
         StatusCode::OK
     );
 }
+
+/// The URIs an inner service was called with.
+type Seen = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
+/// A gate's layer around a service that records the URI of every request
+/// it gets and answers 200 with `cache_control`, if any.
+fn recording(
+    gate: TokenGate,
+    cache_control: Option<&'static str>,
+) -> (
+    impl tower::Service<
+        http::Request<String>,
+        Response = http::Response<String>,
+        Error = std::convert::Infallible,
+        Future = impl Send,
+    > + Clone,
+    Seen,
+) {
+    use tower::Layer;
+    let seen = Seen::default();
+    let record = seen.clone();
+    let inner = tower::service_fn(move |req: http::Request<String>| {
+        record.lock().unwrap().push(req.uri().to_string());
+        let mut response = http::Response::new(String::new());
+        if let Some(value) = cache_control {
+            response
+                .headers_mut()
+                .insert("cache-control", http::HeaderValue::from_static(value));
+        }
+        async move { Ok::<_, std::convert::Infallible>(response) }
+    });
+    (gate.layer().layer(inner), seen)
+}
+
+async fn call_with<S>(svc: &S, uri: &str, header_token: Option<&str>) -> http::Response<String>
+where
+    S: tower::Service<
+            http::Request<String>,
+            Response = http::Response<String>,
+            Error = std::convert::Infallible,
+        > + Clone,
+{
+    use tower::ServiceExt;
+    let mut request = http::Request::get(uri);
+    if let Some(token) = header_token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    svc.clone()
+        .oneshot(request.body(String::new()).unwrap())
+        .await
+        .unwrap()
+}
+
+async fn query_gate(issuer: &TestIssuer) -> TokenGate {
+    builder(issuer)
+        .allow_query_token(true)
+        .build()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_query_token_is_removed_from_the_uri_the_service_sees() {
+    let issuer = TestIssuer::start().await.unwrap();
+    let token = issuer.token().sign();
+    let (svc, seen) = recording(query_gate(&issuer).await, None);
+    // Every other parameter is kept byte for byte, in order: encodings,
+    // empty pieces, names without values, look-alike names.
+    for (uri, expected) in [
+        (
+            format!("/items?a=1&access_token={token}&b=%20x+y&&c"),
+            "/items?a=1&b=%20x+y&&c",
+        ),
+        (format!("/items?access_token={token}"), "/items"),
+        (
+            format!("/items?access_token={token}&access_tokens=1&x_access_token=2"),
+            "/items?access_tokens=1&x_access_token=2",
+        ),
+        (
+            format!("/items?z=%41&access%5Ftoken={token}"),
+            "/items?z=%41",
+        ),
+        (
+            format!("http://api.example.com/items?access_token={token}&p=q"),
+            "http://api.example.com/items?p=q",
+        ),
+    ] {
+        let answer = call_with(&svc, &uri, None).await;
+        assert_eq!(answer.status(), StatusCode::OK, "{uri}");
+        assert_eq!(seen.lock().unwrap().pop().as_deref(), Some(expected));
+    }
+    // The same when verification waits for I/O: a key not fetched yet.
+    let kid = issuer.add_key(tokengate::Algorithm::ES256);
+    let fresh = issuer.token().key(&kid).sign();
+    let answer = call_with(&svc, &format!("/new?access_token={fresh}&k=v"), None).await;
+    assert_eq!(answer.status(), StatusCode::OK);
+    assert_eq!(answer.headers()["cache-control"], "private");
+    assert_eq!(seen.lock().unwrap().pop().as_deref(), Some("/new?k=v"));
+    // A header token leaves the query alone.
+    let answer = call_with(&svc, "/items?a=1&&b=%2F", Some(&token)).await;
+    assert_eq!(answer.status(), StatusCode::OK);
+    assert_eq!(
+        seen.lock().unwrap().pop().as_deref(),
+        Some("/items?a=1&&b=%2F")
+    );
+    // Without the feature, an `access_token` parameter is not ours to touch.
+    let (off, seen) = recording(gate(&issuer).await, None);
+    let uri = "/items?access_token=not-ours&a=1";
+    assert_eq!(
+        call_with(&off, uri, Some(&token)).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(seen.lock().unwrap().pop().as_deref(), Some(uri));
+}
+
+#[tokio::test]
+async fn answers_to_a_query_token_are_private() {
+    let issuer = TestIssuer::start().await.unwrap();
+    let gate = query_gate(&issuer).await;
+    let token = issuer.token().sign();
+    let by_query = format!("/items?access_token={token}");
+    for (set, expected) in [
+        (None, Some("private")),
+        (Some("max-age=60"), Some("private, max-age=60")),
+        (Some("public, max-age=60"), Some("private, max-age=60")),
+        (Some("no-store"), Some("no-store")),
+        (Some("private, max-age=5"), Some("private, max-age=5")),
+    ] {
+        let (svc, _) = recording(gate.clone(), set);
+        let answer = call_with(&svc, &by_query, None).await;
+        assert_eq!(answer.status(), StatusCode::OK);
+        assert_eq!(
+            answer
+                .headers()
+                .get("cache-control")
+                .map(|v| v.to_str().unwrap()),
+            expected,
+            "{set:?}"
+        );
+        // The header path is not RFC 6750 §2.3's business.
+        let answer = call_with(&svc, "/items", Some(&token)).await;
+        assert_eq!(
+            answer
+                .headers()
+                .get("cache-control")
+                .map(|v| v.to_str().unwrap()),
+            set
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_length_cap_applies_to_the_query_token_only() {
+    let issuer = TestIssuer::start().await.unwrap();
+    let gate = builder(&issuer)
+        .allow_query_token(true)
+        .max_token_length(2048)
+        .build()
+        .await
+        .unwrap();
+    let (svc, _) = recording(gate, None);
+    let token = issuer.token().sign();
+    let long_query = format!(
+        "/search?q={}&filter={}",
+        "a".repeat(20_000),
+        "%41".repeat(5000)
+    );
+    let answer = call_with(&svc, &long_query, Some(&token)).await;
+    assert_eq!(answer.status(), StatusCode::OK);
+    let with_query_token = format!("{long_query}&access_token={token}");
+    assert_eq!(
+        call_with(&svc, &with_query_token, None).await.status(),
+        StatusCode::OK
+    );
+    // The token itself is still capped, encoded or not.
+    for long in [
+        format!("/search?access_token={}", "a".repeat(2049)),
+        format!("/search?access_token={}", "%41".repeat(2049)),
+    ] {
+        let answer = call_with(&svc, &long, None).await;
+        assert_eq!(answer.status(), StatusCode::UNAUTHORIZED);
+        let challenge = answer.headers()["www-authenticate"].to_str().unwrap();
+        assert!(challenge.contains("too long"), "{challenge}");
+    }
+}
+
+#[tokio::test]
+async fn grpc_web_rejections_keep_the_requests_content_type() {
+    use axum::body::Body;
+    use tower::ServiceExt;
+    let issuer = TestIssuer::start().await.unwrap();
+    let app = app(&gate(&issuer).await);
+    for (sent, answered) in [
+        ("application/grpc-web", "application/grpc-web"),
+        ("application/grpc-web+proto", "application/grpc-web+proto"),
+        ("application/grpc-web-text", "application/grpc-web-text"),
+        (
+            "application/grpc-web-text+proto",
+            "application/grpc-web-text+proto",
+        ),
+        (
+            "application/grpc-web+proto; charset=utf-8",
+            "application/grpc-web+proto",
+        ),
+        ("application/grpc-web+avro", "application/grpc-web"),
+        (
+            "application/grpc-web-text+avro",
+            "application/grpc-web-text",
+        ),
+    ] {
+        let request = http::Request::post("/me")
+            .version(http::Version::HTTP_11)
+            .header("content-type", sent)
+            .body(Body::empty())
+            .unwrap();
+        let response = app.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{sent}");
+        assert_eq!(response.headers()["grpc-status"], "16", "{sent}");
+        assert_eq!(response.headers()["content-type"], answered, "{sent}");
+    }
+}

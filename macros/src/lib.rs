@@ -13,7 +13,9 @@ use syn::{Expr, ExprCall, ExprLit, FnArg, ItemFn, Lit, LitStr, Token, parse_macr
 /// Requires scopes of the token for an axum handler.
 ///
 /// `#[require_scopes("a", "b")]` (or `all("a", "b")`) needs every scope;
-/// `#[require_scopes(any("a", "b"))]` needs one. The handler gains a leading
+/// `#[require_scopes(any("a", "b"))]` needs one (a refusal names the first,
+/// `scope="a"`, since RFC 6750 §3 reads a list as "all of these"). The
+/// handler gains a leading
 /// `tokengate::axum::Scoped<…>` extractor, so principals without the scopes
 /// get 403 `insufficient_scope` before the handler runs, and requests without
 /// a principal get 401. Each scope must be RFC 6749 §3.3 syntax, checked here
