@@ -1,12 +1,18 @@
 //! Bytes per cached entry, for the verified-token cache and the
-//! introspection cache, measured with a counting global allocator.
+//! introspection cache, measured with a counting global allocator, next to
+//! the weight the cache charges for it against its byte capacity.
 //!
 //! Method: fill a cache with `N` distinct tokens, read the live heap, fill
 //! it with `N` more, read it again; the difference over `N` is what one more
 //! entry costs (the cache's fixed costs and the process's other allocations
 //! cancel out). The tokens themselves are minted before the first reading
 //! and stay alive throughout, so they are not counted. Each cache is sized
-//! well above `2N`, so nothing is evicted while measuring.
+//! well above `2N` entries, so nothing is evicted while measuring. The
+//! weight per entry comes from `cache_stats()` the same way; the totals at
+//! the default capacity are the entries that capacity admits, by weight,
+//! times the measured bytes. Last, a handler reading `Principal::claims()`
+//! parses the claims map into the cached principal: what that adds is shown
+//! apart (the weight does not count it).
 //!
 //! `cargo bench --bench memory` (under a minute).
 
@@ -14,7 +20,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
 
 use tokengate::testing::{INTROSPECTION_CLIENT_ID, INTROSPECTION_CLIENT_SECRET, TestIssuer};
-use tokengate::{Algorithm, CacheStats, JwkSet, TokenGate};
+use tokengate::{Algorithm, JwkSet, TokenGate};
 
 struct Counting;
 
@@ -54,16 +60,52 @@ fn live() -> isize {
 }
 
 const N: usize = 10_000;
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// The builder's defaults, in bytes.
+const TOKEN_CACHE_DEFAULT: u64 = 16 * 1024 * 1024;
+const INTROSPECTION_CACHE_DEFAULT: u64 = 64 * 1024 * 1024;
+
+/// Live heap and the cache's total weight after verifying every token.
+type Reading = (isize, u64);
 
 /// Verifies every token (each a cache miss that inserts one entry), lets
-/// the cache settle, and returns the live heap.
-async fn fill(gate: &TokenGate, tokens: &[String]) -> (isize, CacheStats) {
+/// the cache settle, and reads the live heap and the caches' weight.
+async fn fill(gate: &TokenGate, tokens: &[String]) -> Reading {
     for token in tokens {
         gate.verify(token).await.expect("valid token");
     }
-    // moka applies pending writes in batches: settle them before reading.
+    // moka applies pending writes in batches: cache_stats settles them.
     let stats = gate.cache_stats();
-    (live(), stats)
+    (
+        live(),
+        stats.verified_token_bytes + stats.introspection_bytes,
+    )
+}
+
+/// What one entry costs and weighs: the growth between two fills of `n`
+/// tokens each, then what parsing each cached principal's claims map adds.
+struct PerEntry {
+    heap: f64,
+    weight: f64,
+    claims_map: f64,
+}
+
+async fn per_entry(gate: &TokenGate, first: &[String], second: &[String]) -> PerEntry {
+    let (heap_a, weight_a) = fill(gate, first).await;
+    let (heap_b, weight_b) = fill(gate, second).await;
+    let n = second.len() as f64;
+    for token in second {
+        // A cache hit: the principal is the cached one, and keeps its map.
+        let principal = gate.verify(token).await.expect("valid token");
+        assert!(!principal.claims().is_empty());
+    }
+    let heap_c = live();
+    PerEntry {
+        heap: (heap_b - heap_a) as f64 / n,
+        weight: (weight_b - weight_a) as f64 / n,
+        claims_map: (heap_c - heap_b) as f64 / n,
+    }
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -85,58 +127,90 @@ async fn main() {
             .collect()
     };
     let (first, second) = (mint(N), mint(N));
-    let sample = &first[0];
+    let sample = first[0].len();
     let gate = TokenGate::builder()
         .issuer(issuer.issuer())
         .audience(issuer.audience())
         .static_keys(jwks)
-        .verified_token_cache(4 * N as u64)
+        .verified_token_cache_bytes(1 << 30)
         .build()
         .await
         .unwrap();
-    let (a, _) = fill(&gate, &first).await;
-    let (b, stats) = fill(&gate, &second).await;
-    assert_eq!(stats.verified_tokens, 2 * N as u64, "nothing evicted");
-    let per_token = (b - a) as f64 / N as f64;
+    let jwt = per_entry(&gate, &first, &second).await;
+    assert_eq!(
+        gate.cache_stats().verified_tokens,
+        2 * N as u64,
+        "nothing evicted"
+    );
 
-    let opaque = |n: usize| -> Vec<String> {
+    let introspecting = || {
+        TokenGate::builder()
+            .issuer(issuer.issuer())
+            .audience(issuer.audience())
+            .introspection_credentials(INTROSPECTION_CLIENT_ID, INTROSPECTION_CLIENT_SECRET)
+            .introspection_cache_bytes(1 << 30)
+            .build()
+    };
+    let opaque = |n: usize, padding: usize| -> Vec<String> {
         (0..n)
-            .map(|_| issuer.token().scope("items:read items:write").opaque())
+            .map(|_| {
+                let token = issuer.token().scope("items:read items:write");
+                if padding == 0 {
+                    token.opaque()
+                } else {
+                    token.claim("padding", "x".repeat(padding)).opaque()
+                }
+            })
             .collect()
     };
-    let (first, second) = (opaque(N), opaque(N));
-    let introspecting = TokenGate::builder()
-        .issuer(issuer.issuer())
-        .audience(issuer.audience())
-        .introspection_credentials(INTROSPECTION_CLIENT_ID, INTROSPECTION_CLIENT_SECRET)
-        .introspection_cache_capacity(4 * N as u64)
-        .build()
-        .await
-        .unwrap();
-    let (a, _) = fill(&introspecting, &first).await;
-    let (b, stats) = fill(&introspecting, &second).await;
-    assert_eq!(stats.introspection_answers, 2 * N as u64, "nothing evicted");
-    let per_answer = (b - a) as f64 / N as f64;
+    let (first, second) = (opaque(N, 0), opaque(N, 0));
+    let gate = introspecting().await.unwrap();
+    let answer = per_entry(&gate, &first, &second).await;
+    assert_eq!(
+        gate.cache_stats().introspection_answers,
+        2 * N as u64,
+        "nothing evicted"
+    );
+
+    // Answers near the response cap: the weight must follow the size.
+    const LARGE: usize = 64 * 1024;
+    let (first, second) = (opaque(N / 100, LARGE), opaque(N / 100, LARGE));
+    let gate = introspecting().await.unwrap();
+    let large = per_entry(&gate, &first, &second).await;
 
     println!();
     println!(
-        "tokengate cache memory: live heap growth per entry, {N} entries measured (sample JWT: {} bytes)",
-        sample.len()
+        "tokengate cache memory: live heap growth per entry, {N} entries measured (sample JWT: {sample} bytes)"
     );
     println!(
-        "{:<24} {:>15} {:>18} {:>16}",
-        "cache", "bytes/entry", "default capacity", "at capacity"
+        "{:<30} {:>12} {:>13} {:>17} {:>17} {:>14} {:>15}",
+        "cache",
+        "bytes/entry",
+        "weight/entry",
+        "default capacity",
+        "entries admitted",
+        "heap at cap.",
+        "+ claims map"
     );
-    for (name, bytes, capacity) in [
-        ("verified-token (JWT)", per_token, 10_000.0),
-        ("introspection", per_answer, 100_000.0),
+    for (name, entry, capacity) in [
+        ("verified-token (JWT)", &jwt, TOKEN_CACHE_DEFAULT),
+        ("introspection", &answer, INTROSPECTION_CACHE_DEFAULT),
+        (
+            "introspection, 64 KiB answers",
+            &large,
+            INTROSPECTION_CACHE_DEFAULT,
+        ),
     ] {
+        let admitted = (capacity as f64 / entry.weight).floor();
         println!(
-            "{:<24} {:>15.0} {:>18} {:>13.1} MiB",
+            "{:<30} {:>12.0} {:>13.0} {:>13.0} MiB {:>17.0} {:>10.1} MiB {:>15.0}",
             name,
-            bytes,
-            capacity as u64,
-            bytes * capacity / (1024.0 * 1024.0)
+            entry.heap,
+            entry.weight,
+            capacity as f64 / MIB,
+            admitted,
+            admitted * entry.heap / MIB,
+            entry.claims_map,
         );
     }
 }

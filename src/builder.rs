@@ -16,7 +16,7 @@ use crate::error::{ErrorDetail, Responder};
 use crate::fetch::{FetchError, Fetcher, HttpLimits};
 use crate::gate::{Gate, TokenGate};
 use crate::introspection::{
-    ClientAuth, Credentials, IntrospectionLimits, IntrospectionMode, Introspector,
+    ClientAuth, Credentials, IntrospectionLimits, IntrospectionMode, Introspector, OpaqueTokenShape,
 };
 use crate::jwks::{Jwks, JwksTiming};
 use crate::jwt::ClaimRules;
@@ -118,14 +118,16 @@ impl fmt::Debug for SharedSecret {
 /// | [`jwks_max_stale`](Self::jwks_max_stale) | 10 × TTL |
 /// | [`unknown_kid_refresh`](Self::unknown_kid_refresh) | 2 fetches per 30 s |
 /// | [`require_keys_at_startup`](Self::require_keys_at_startup) | on |
-/// | [`verified_token_cache`](Self::verified_token_cache) | 10 000 tokens |
+/// | [`verified_token_cache_bytes`](Self::verified_token_cache_bytes) | 16 MiB (about 15 000 typical tokens) |
 /// | [`introspection_credentials`](Self::introspection_credentials) | none: opaque tokens are refused |
 /// | [`introspection_auth`](Self::introspection_auth) | `client_secret_basic` |
 /// | [`introspection_mode`](Self::introspection_mode) | opaque tokens only |
 /// | [`introspection_cache_ttl`](Self::introspection_cache_ttl) | 2 min (the revocation latency) |
 /// | [`introspection_inactive_ttl`](Self::introspection_inactive_ttl) | 10 s |
-/// | [`introspection_cache_capacity`](Self::introspection_cache_capacity) | 100 000 answers |
+/// | [`introspection_cache_bytes`](Self::introspection_cache_bytes) | 64 MiB (about 60 000 typical answers) |
 /// | [`introspection_concurrency`](Self::introspection_concurrency) | 64 calls in flight |
+/// | [`introspection_queue`](Self::introspection_queue) | 64 requests waiting for a call |
+/// | [`introspection_token_shape`](Self::introspection_token_shape) | any `b64token` |
 ///
 /// ```
 /// use std::time::Duration;
@@ -174,15 +176,17 @@ pub struct TokenGateBuilder {
     insecure_http: bool,
     http_client: Option<reqwest::Client>,
     require_keys: bool,
-    token_cache_capacity: u64,
+    token_cache_bytes: u64,
     introspection: Option<(String, SecretString)>,
     introspection_auth: Option<ClientAuth>,
     introspection_endpoint: Option<String>,
     introspection_mode: IntrospectionMode,
     introspection_cache_ttl: Duration,
     introspection_inactive_ttl: Duration,
-    introspection_cache_capacity: u64,
+    introspection_cache_bytes: u64,
     introspection_concurrency: usize,
+    introspection_queue: usize,
+    introspection_shape: OpaqueTokenShape,
     introspection_require_audience: bool,
 }
 
@@ -224,15 +228,17 @@ impl Default for TokenGateBuilder {
             insecure_http: false,
             http_client: None,
             require_keys: true,
-            token_cache_capacity: 10_000,
+            token_cache_bytes: 16 * 1024 * 1024,
             introspection: None,
             introspection_auth: None,
             introspection_endpoint: None,
             introspection_mode: IntrospectionMode::OpaqueOnly,
             introspection_cache_ttl: Duration::from_secs(120),
             introspection_inactive_ttl: Duration::from_secs(10),
-            introspection_cache_capacity: 100_000,
+            introspection_cache_bytes: 64 * 1024 * 1024,
             introspection_concurrency: 64,
+            introspection_queue: 64,
+            introspection_shape: OpaqueTokenShape::new(),
             introspection_require_audience: false,
         }
     }
@@ -278,9 +284,10 @@ impl TokenGateBuilder {
     /// Accepts HMAC-signed tokens (`HS256`/`HS384`/`HS512`) verified with
     /// this shared secret. HMAC is used only with a secret configured here:
     /// `oct` keys in a fetched key set are ignored, and public keys never
-    /// serve as HMAC secrets. With `kid`, only tokens naming it use the
-    /// secret. Unless [`jwks_uri`](Self::jwks_uri) is also set, the gate
-    /// then needs no network.
+    /// serve as HMAC secrets. With `kid`, only tokens naming that `kid` use
+    /// the secret; without, only tokens without a `kid`. Unless
+    /// [`jwks_uri`](Self::jwks_uri) is also set, the gate then needs no
+    /// network.
     pub fn hmac_secret(
         mut self,
         kid: Option<&str>,
@@ -327,7 +334,11 @@ impl TokenGateBuilder {
 
     /// Also accepts the token in the `access_token` query parameter
     /// (RFC 6750 §2.3). Off by default: URLs end up in logs and browser
-    /// history, which is why RFC 6750 discourages it.
+    /// history, which is why RFC 6750 discourages it. When on, the length
+    /// cap applies to the `access_token` value alone; a token taken from the
+    /// query is removed from the URI before the inner service sees it (every
+    /// other parameter kept as it was), and the service's answers get
+    /// `Cache-Control: private`.
     pub fn allow_query_token(mut self, allow: bool) -> Self {
         self.query_token = allow;
         self
@@ -411,9 +422,16 @@ impl TokenGateBuilder {
         self
     }
 
-    /// Uses your HTTP client (a proxy, a private CA, mTLS). Its own redirect
-    /// policy applies; the timeouts and size cap of this builder still bound
-    /// every call.
+    /// Uses your HTTP client (a proxy, a private CA, mTLS). The timeouts and
+    /// size cap of this builder still bound every call, and redirects are
+    /// refused whatever its policy: an answer from another URL than the one
+    /// asked is an error ([`FetchError::Redirect`]), and the introspection
+    /// form (token, client credentials) is sent so that it cannot be
+    /// replayed to a `Location`. A client that follows redirects may still
+    /// send a GET without a body there before the answer is refused (reqwest
+    /// keeps an `Authorization` header when the `Location` is on the same
+    /// host); build yours with `redirect(reqwest::redirect::Policy::none())`
+    /// to avoid even that.
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.http_client = Some(client);
         self
@@ -427,12 +445,20 @@ impl TokenGateBuilder {
         self
     }
 
-    /// How many verified tokens to remember, so a repeated token skips the
-    /// signature check (see the crate docs for why this is sound: entries
-    /// expire at the token's `exp` and leave with their signing key).
-    /// Default 10 000 entries; 0 turns the cache off.
-    pub fn verified_token_cache(mut self, capacity: u64) -> Self {
-        self.token_cache_capacity = capacity;
+    /// How much memory remembering verified tokens may take, so a repeated
+    /// token skips the signature check (see the crate docs for why this is
+    /// sound: entries expire at the token's `exp`, plus the
+    /// [`leeway`](Self::leeway), and leave with their signing key).
+    ///
+    /// Each entry weighs an estimate of the heap bytes it holds: the claims
+    /// text, what the principal copies out of it, and about 750 bytes of
+    /// bookkeeping; a typical access token (ES256, 438 bytes) weighs about
+    /// 1 KB, and [`TokenGate::cache_stats`] reports the total. A claims map
+    /// parsed by a handler ([`Principal::claims`](crate::Principal::claims))
+    /// is not counted. Default 16 MiB (about 15 000 typical tokens); 0 turns
+    /// the cache off.
+    pub fn verified_token_cache_bytes(mut self, bytes: u64) -> Self {
+        self.token_cache_bytes = bytes;
         self
     }
 
@@ -488,17 +514,64 @@ impl TokenGateBuilder {
         self
     }
 
-    /// How many introspection answers are cached. Default 100 000.
-    pub fn introspection_cache_capacity(mut self, entries: u64) -> Self {
-        self.introspection_cache_capacity = entries;
+    /// How much memory cached introspection answers may take. Each answer
+    /// weighs its JSON text, what the principal copies out of it, and about
+    /// 750 bytes of bookkeeping (an inactive answer, the bookkeeping only);
+    /// a typical answer weighs about 1 KB, one at the 1 MiB
+    /// [`max_response_bytes`](Self::max_response_bytes) cap about 1 MiB, so
+    /// the bound holds whatever the server sends. An answer heavier than
+    /// the whole capacity is not cached. [`TokenGate::cache_stats`] reports
+    /// the total. A claims map parsed by a handler
+    /// ([`Principal::claims`](crate::Principal::claims)) is not counted.
+    /// Default 64 MiB (about 60 000 typical answers); 0 caches nothing.
+    pub fn introspection_cache_bytes(mut self, bytes: u64) -> Self {
+        self.introspection_cache_bytes = bytes;
         self
     }
 
-    /// How many introspection calls may be in flight at once; further
-    /// requests wait (up to the [`timeout`](Self::timeout)) for a slot, then
-    /// get 503. Default 64.
+    /// How many introspection calls may be in flight at once. Requests for
+    /// further tokens queue for a slot (see
+    /// [`introspection_queue`](Self::introspection_queue)). Default 64.
     pub fn introspection_concurrency(mut self, calls: usize) -> Self {
         self.introspection_concurrency = calls;
+        self
+    }
+
+    /// How many requests may wait for an introspection slot while all
+    /// [`introspection_concurrency`](Self::introspection_concurrency) calls
+    /// are in flight. A waiting request gets a slot within about
+    /// `requests / calls` call durations, or 503 after the
+    /// [`timeout`](Self::timeout); a request that finds the queue full gets
+    /// 503 with `Retry-After` at once, rather than wait behind a flood of
+    /// made-up tokens. Default 64; 0 never waits.
+    pub fn introspection_queue(mut self, requests: usize) -> Self {
+        self.introspection_queue = requests;
+        self
+    }
+
+    /// What the authorization server's opaque tokens look like (prefix,
+    /// length, alphabet): tokens of any other shape are refused as
+    /// `invalid_token` without a call, so garbage never reaches the server
+    /// and takes no slot from real tokens. Applies to every token that is
+    /// introspected without being verified locally as a JWT first. Default:
+    /// any `b64token`.
+    ///
+    /// ```
+    /// use tokengate::{OpaqueTokenShape, TokenAlphabet};
+    /// # use tokengate::testing::{INTROSPECTION_CLIENT_ID, INTROSPECTION_CLIENT_SECRET};
+    /// # fn demo(builder: tokengate::TokenGateBuilder) -> tokengate::TokenGateBuilder {
+    /// builder
+    ///     .introspection_credentials(INTROSPECTION_CLIENT_ID, INTROSPECTION_CLIENT_SECRET)
+    ///     .introspection_token_shape(
+    ///         OpaqueTokenShape::new()
+    ///             .prefix("at_")
+    ///             .length(35..=35)
+    ///             .alphabet(TokenAlphabet::Base64Url),
+    ///     )
+    /// # }
+    /// ```
+    pub fn introspection_token_shape(mut self, shape: OpaqueTokenShape) -> Self {
+        self.introspection_shape = shape;
         self
     }
 
@@ -709,11 +782,13 @@ impl TokenGateBuilder {
                     IntrospectionLimits {
                         max_ttl: self.introspection_cache_ttl,
                         inactive_ttl: self.introspection_inactive_ttl,
-                        capacity: self.introspection_cache_capacity,
+                        capacity: self.introspection_cache_bytes,
                         concurrency: self.introspection_concurrency,
+                        queue: self.introspection_queue,
                         queue_timeout: self.timeout,
                         require_audience: self.introspection_require_audience,
                     },
+                    self.introspection_shape.clone(),
                 ))
             }
             _ => None,
@@ -742,7 +817,8 @@ impl TokenGateBuilder {
                 rules,
                 bearer,
                 responder,
-                (self.token_cache_capacity > 0).then(|| TokenCache::new(self.token_cache_capacity)),
+                (self.token_cache_bytes > 0)
+                    .then(|| TokenCache::new(self.token_cache_bytes, self.leeway.as_secs())),
                 introspector,
                 verify_jwt_locally,
             )),

@@ -176,9 +176,9 @@ impl TokenGate {
         self.inner.jwks.health()
     }
 
-    /// How many entries the token caches hold. Runs the caches' pending
-    /// maintenance first so the counts are exact: call it from a metrics
-    /// scrape or a health check, not per request.
+    /// How many entries the token caches hold, and how many bytes. Runs the
+    /// caches' pending maintenance first so the figures are exact: call it
+    /// from a metrics scrape or a health check, not per request.
     ///
     /// ```
     /// use tokengate::TokenGate;
@@ -197,25 +197,42 @@ impl TokenGate {
     /// # Ok(()) }
     /// ```
     pub fn cache_stats(&self) -> CacheStats {
+        let (verified_tokens, verified_token_bytes) = self
+            .inner
+            .token_cache
+            .as_ref()
+            .map_or((0, 0), TokenCache::stats);
+        let (introspection_answers, introspection_bytes) = self
+            .inner
+            .introspector
+            .as_ref()
+            .map_or((0, 0), Introspector::cache_stats);
         CacheStats {
-            verified_tokens: self.inner.token_cache.as_ref().map_or(0, TokenCache::len),
-            introspection_answers: self
-                .inner
-                .introspector
-                .as_ref()
-                .map_or(0, Introspector::cached_len),
+            verified_tokens,
+            verified_token_bytes,
+            introspection_answers,
+            introspection_bytes,
         }
     }
 }
 
-/// Entry counts of a gate's token caches (see [`TokenGate::cache_stats`]).
+/// Entry counts and sizes of a gate's token caches (see
+/// [`TokenGate::cache_stats`]). Sizes are the weights the caches are bounded
+/// by: an estimate of the heap bytes each entry holds, which never exceeds
+/// the configured capacity once maintenance has run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct CacheStats {
     /// JWTs whose verification is remembered.
     pub verified_tokens: u64,
+    /// Their total weight in bytes, within
+    /// [`verified_token_cache_bytes`](crate::TokenGateBuilder::verified_token_cache_bytes).
+    pub verified_token_bytes: u64,
     /// Introspection answers remembered, active and inactive.
     pub introspection_answers: u64,
+    /// Their total weight in bytes, within
+    /// [`introspection_cache_bytes`](crate::TokenGateBuilder::introspection_cache_bytes).
+    pub introspection_bytes: u64,
 }
 
 impl Gate {
@@ -254,6 +271,11 @@ impl Gate {
         } else {
             None
         };
+        // A token that cannot be the server's costs no hash, no lookup and
+        // no call.
+        if jwt.is_none() && !introspector.admits(token) {
+            return Step::Done(Err(AuthError::InvalidToken(InvalidToken::Malformed)));
+        }
         let hash = token_cache::hash(token);
         match introspector.cached(&hash, &self.rules, jwt::now_secs()) {
             Some(Ok(answer)) => Step::Done(Ok(jwt.unwrap_or(answer))),
@@ -281,7 +303,7 @@ impl Gate {
             .map(|cache| (cache, token_cache::hash(token)));
         if usable
             && let Some((cache, hash)) = &cached
-            && let Some(principal) = cache.get(hash, &snapshot.keys, now, self.rules.leeway_secs)
+            && let Some(principal) = cache.get(hash, &snapshot.keys, now)
         {
             return Step::Done(Ok(principal));
         }
@@ -306,7 +328,7 @@ impl Gate {
                 Step::Done(match verified {
                     Ok((principal, key)) => {
                         if let Some((cache, hash)) = cached {
-                            cache.insert(hash, &principal, key);
+                            cache.insert(hash, token, &principal, key, now);
                         }
                         Ok(principal)
                     }

@@ -16,18 +16,40 @@
 //!   [`introspection_cache_ttl`] (default 2 min): that is also how long a
 //!   revoked token may still be accepted (RFC 7662 §4). Inactive answers are
 //!   cached briefly (default 10 s) so a flood of one bad token costs one
-//!   call. Errors are never cached.
+//!   call. Errors are never cached. The cache is bounded in bytes
+//!   ([`introspection_cache_bytes`], default 64 MiB): an answer weighs its
+//!   JSON text plus its share of bookkeeping, so answers of up to the 1 MiB
+//!   response cap cannot multiply into gigabytes.
 //! - **Upstream load**: concurrent requests for the same uncached token share
-//!   one call, and calls in flight are bounded (default 64), with a bounded
-//!   wait for a slot, so a flood of random tokens cannot stampede the
-//!   authorization server.
+//!   one call (and a finished call is shared no further: a late request asks
+//!   again rather than inherit a failure). Calls in flight are bounded
+//!   (default 64), and so is the queue for a slot (default 64 requests, each
+//!   waiting at most the [`timeout`]); a request finding the queue full is
+//!   answered 503 with `Retry-After` at once. A flood of random tokens
+//!   therefore cannot stampede the authorization server, nor keep requests
+//!   waiting for long.
+//! - **Garbage stays here**: with an [`OpaqueTokenShape`] (prefix, length,
+//!   alphabet), a token that cannot be the server's is refused (401
+//!   `invalid_token`) without a call, taking no slot from real tokens.
+//!
+//! The limit that remains: a flood of tokens that *do* have the right shape
+//! (random strings after the right prefix) still costs one call each, up to
+//! the concurrency bound, and while it lasts a legitimate token seen for the
+//! first time competes with it for slots: it is answered within about two
+//! call durations, or 503 at once when the queue is full. Tokens already
+//! cached are not affected. Rate limiting per client belongs in front of the
+//! gate (a proxy, `tower::limit`).
 //!
 //! [`introspection_cache_ttl`]: crate::TokenGateBuilder::introspection_cache_ttl
+//! [`introspection_cache_bytes`]: crate::TokenGateBuilder::introspection_cache_bytes
+//! [`timeout`]: crate::TokenGateBuilder::timeout
 
 use std::collections::HashMap;
 use std::fmt;
+use std::ops::{Bound, RangeBounds};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -35,7 +57,8 @@ use http::HeaderValue;
 use moka::sync::Cache;
 use reqwest::Url;
 use serde_json::Value;
-use tokio::sync::{OnceCell, Semaphore};
+use tokio::sync::{OnceCell, Semaphore, TryAcquireError};
+use tokio::time::Instant;
 
 use crate::claims::{self, Registered};
 use crate::error::{AuthError, InvalidToken, Unavailable};
@@ -43,7 +66,13 @@ use crate::fetch::{FetchError, Fetcher};
 use crate::jwt::{self, ClaimRules};
 use crate::keys::Algorithm;
 use crate::principal::{Principal, TokenSource};
-use crate::token_cache::TokenHash;
+use crate::token_cache::{self, TokenHash};
+
+/// The one clock of this cache's expiry decisions: tokio's, so tests can
+/// pause and advance it. moka's own clock only reclaims memory.
+fn clock_now() -> Instant {
+    Instant::now()
+}
 
 /// Which tokens go to the introspection endpoint.
 ///
@@ -104,6 +133,130 @@ impl fmt::Debug for ClientAuth {
     }
 }
 
+/// What the authorization server's opaque tokens look like. A token of
+/// another shape cannot be one of them: it is refused (401 `invalid_token`)
+/// without a call to the introspection endpoint, so a flood of made-up tokens
+/// costs the authorization server nothing and takes no slot from real ones.
+///
+/// Many providers give their tokens a recognizable form: a prefix naming the
+/// kind of token, a fixed length, base64url or hex characters. Ask yours, and
+/// describe it as tightly as it allows. The default shape admits every
+/// RFC 6750 `b64token` (the syntax every bearer token must have anyway).
+/// The checks cost a pass over the token and happen before its hash.
+///
+/// ```
+/// use tokengate::{OpaqueTokenShape, TokenAlphabet};
+///
+/// let shape = OpaqueTokenShape::new()
+///     .prefix("ory_at_")
+///     .length(40..=200)
+///     .alphabet(TokenAlphabet::Base64Url);
+/// assert!(shape.admits("ory_at_4Kx1bLh0d1f9ZqLh3v2t0a9UuXo8sYw2eQnR7c6m5kJ"));
+/// assert!(!shape.admits("4Kx1bLh0d1f9ZqLh3v2t0a9UuXo8sYw2eQnR7c6m5kJ"), "no prefix");
+/// assert!(!shape.admits("ory_at_4Kx1bLh0"), "too short");
+/// assert!(!shape.admits("ory_at_4Kx1bLh0d1f9ZqLh3v2t0a9UuXo8sYw2eQnR7c6m5k+"), "not base64url");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpaqueTokenShape {
+    prefix: String,
+    min_len: usize,
+    max_len: usize,
+    alphabet: TokenAlphabet,
+}
+
+/// The characters an opaque token may have after its
+/// [prefix](OpaqueTokenShape::prefix).
+///
+/// ```
+/// use tokengate::{OpaqueTokenShape, TokenAlphabet};
+/// assert!(OpaqueTokenShape::new().alphabet(TokenAlphabet::Hex).admits("00ff3a"));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum TokenAlphabet {
+    /// Any RFC 6750 `b64token`: letters, digits, `-._~+/`, then optional
+    /// trailing `=`. The default.
+    #[default]
+    B64Token,
+    /// Unpadded base64url (RFC 4648 §5): letters, digits, `-` and `_`.
+    Base64Url,
+    /// Letters and digits.
+    Alphanumeric,
+    /// Hexadecimal digits, either case.
+    Hex,
+}
+
+impl TokenAlphabet {
+    fn admits(self, b: u8) -> bool {
+        match self {
+            // The bearer extraction already held the token to b64token.
+            TokenAlphabet::B64Token => true,
+            TokenAlphabet::Base64Url => b.is_ascii_alphanumeric() || b == b'-' || b == b'_',
+            TokenAlphabet::Alphanumeric => b.is_ascii_alphanumeric(),
+            TokenAlphabet::Hex => b.is_ascii_hexdigit(),
+        }
+    }
+}
+
+impl Default for OpaqueTokenShape {
+    fn default() -> Self {
+        OpaqueTokenShape {
+            prefix: String::new(),
+            min_len: 0,
+            max_len: usize::MAX,
+            alphabet: TokenAlphabet::B64Token,
+        }
+    }
+}
+
+impl OpaqueTokenShape {
+    /// The shape that admits every token (the default): narrow it with the
+    /// methods below.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Tokens start with this exact, case-sensitive text.
+    #[must_use]
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Tokens are this many bytes long, prefix included: `43..=43`,
+    /// `32..`, `..=512`.
+    #[must_use]
+    pub fn length(mut self, bytes: impl RangeBounds<usize>) -> Self {
+        self.min_len = match bytes.start_bound() {
+            Bound::Included(&n) => n,
+            Bound::Excluded(&n) => n.saturating_add(1),
+            Bound::Unbounded => 0,
+        };
+        self.max_len = match bytes.end_bound() {
+            Bound::Included(&n) => n,
+            // `..0` admits nothing: tokens are never empty.
+            Bound::Excluded(&n) => n.saturating_sub(1),
+            Bound::Unbounded => usize::MAX,
+        };
+        self
+    }
+
+    /// The characters allowed after the prefix.
+    #[must_use]
+    pub fn alphabet(mut self, alphabet: TokenAlphabet) -> Self {
+        self.alphabet = alphabet;
+        self
+    }
+
+    /// Whether `token` has this shape.
+    pub fn admits(&self, token: &str) -> bool {
+        (self.min_len..=self.max_len).contains(&token.len())
+            && token
+                .strip_prefix(self.prefix.as_str())
+                .is_some_and(|rest| rest.bytes().all(|b| self.alphabet.admits(b)))
+    }
+}
+
 /// The resource server's client credentials, kept out of `Debug`.
 #[derive(Clone)]
 pub(crate) struct Credentials {
@@ -127,8 +280,11 @@ impl fmt::Debug for Credentials {
 pub(crate) struct IntrospectionLimits {
     pub(crate) max_ttl: Duration,
     pub(crate) inactive_ttl: Duration,
+    /// Cache capacity in bytes, by [`token_cache::weight`].
     pub(crate) capacity: u64,
     pub(crate) concurrency: usize,
+    /// How many requests may wait for a free upstream slot at once.
+    pub(crate) queue: usize,
     /// How long a request may wait for a free upstream slot.
     pub(crate) queue_timeout: Duration,
     /// Refuse active answers without `aud`.
@@ -140,30 +296,54 @@ enum Answer {
     Active {
         principal: Principal,
         exp: Option<u64>,
+        /// Bytes of the answer's JSON text, which the principal keeps.
+        text_len: usize,
     },
     Inactive(InvalidToken),
+}
+
+impl Answer {
+    /// Its weight in the cache: an estimate of the heap bytes it holds.
+    fn weight(&self) -> u32 {
+        match self {
+            Answer::Active {
+                principal,
+                text_len,
+                ..
+            } => token_cache::weight(principal, *text_len),
+            Answer::Inactive(_) => token_cache::ENTRY_OVERHEAD as u32,
+        }
+    }
 }
 
 #[derive(Clone)]
 struct Entry {
     answer: Answer,
-    lifetime: Duration,
+    /// On [`clock_now`]'s clock: past it, the entry is a miss.
+    expires: Instant,
+    weight: u32,
 }
 
-struct Lifetime;
+struct UntilExpiry;
 
-impl moka::Expiry<TokenHash, Entry> for Lifetime {
-    fn expire_after_create(&self, _: &TokenHash, entry: &Entry, _: Instant) -> Option<Duration> {
-        Some(entry.lifetime)
+impl moka::Expiry<TokenHash, Entry> for UntilExpiry {
+    fn expire_after_create(
+        &self,
+        _: &TokenHash,
+        entry: &Entry,
+        _: std::time::Instant,
+    ) -> Option<Duration> {
+        Some(entry.expires.saturating_duration_since(clock_now()))
     }
 }
 
 type Flight = Arc<OnceCell<Result<Answer, Unavailable>>>;
 
 /// A request's share in the one upstream call for a token. The map entry
-/// leaves with the last share, whether the call completed or every waiting
-/// request was dropped (a client hanging up), so the map holds only calls
-/// someone still waits for.
+/// leaves when the call completes (so a later request makes its own call
+/// rather than reuse a result that is not cached, such as a failure), or
+/// with the last share if every waiting request was dropped first (a client
+/// hanging up), so the map holds only calls someone still waits for.
 struct FlightGuard<'a> {
     map: &'a Mutex<HashMap<TokenHash, Flight>>,
     hash: TokenHash,
@@ -179,6 +359,17 @@ impl<'a> FlightGuard<'a> {
             .or_default()
             .clone();
         FlightGuard { map, hash, cell }
+    }
+
+    /// The call is done: requests from now on start their own.
+    fn land(&self) {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if map
+            .get(&self.hash)
+            .is_some_and(|f| Arc::ptr_eq(f, &self.cell))
+        {
+            map.remove(&self.hash);
+        }
     }
 }
 
@@ -197,6 +388,27 @@ impl Drop for FlightGuard<'_> {
     }
 }
 
+/// A place in the queue for an upstream slot, given back on drop.
+struct QueuePlace<'a>(&'a AtomicUsize);
+
+impl<'a> QueuePlace<'a> {
+    /// A place, unless `limit` requests already wait.
+    fn take(waiting: &'a AtomicUsize, limit: usize) -> Option<Self> {
+        waiting
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < limit).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| QueuePlace(waiting))
+    }
+}
+
+impl Drop for QueuePlace<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 pub(crate) struct Introspector {
     endpoint: Url,
     fetcher: Fetcher,
@@ -206,9 +418,12 @@ pub(crate) struct Introspector {
     issuer: String,
     mode: IntrospectionMode,
     limits: IntrospectionLimits,
+    shape: OpaqueTokenShape,
     cache: Cache<TokenHash, Entry>,
     in_flight: Mutex<HashMap<TokenHash, Flight>>,
     slots: Semaphore,
+    /// Requests waiting for a slot, at most `limits.queue`.
+    waiting: AtomicUsize,
 }
 
 impl fmt::Debug for Introspector {
@@ -229,6 +444,7 @@ impl Introspector {
         issuer: String,
         mode: IntrospectionMode,
         limits: IntrospectionLimits,
+        shape: OpaqueTokenShape,
     ) -> Self {
         Introspector {
             endpoint,
@@ -238,16 +454,25 @@ impl Introspector {
             mode,
             cache: Cache::builder()
                 .max_capacity(limits.capacity)
-                .expire_after(Lifetime)
+                .weigher(|_, entry: &Entry| entry.weight)
+                .expire_after(UntilExpiry)
                 .build(),
             limits,
+            shape,
             in_flight: Mutex::new(HashMap::new()),
             slots: Semaphore::new(limits.concurrency.max(1)),
+            waiting: AtomicUsize::new(0),
         }
     }
 
     pub(crate) fn mode(&self) -> IntrospectionMode {
         self.mode
+    }
+
+    /// Whether `token` may be one of the server's opaque tokens, by the
+    /// configured [`OpaqueTokenShape`].
+    pub(crate) fn admits(&self, token: &str) -> bool {
+        self.shape.admits(token)
     }
 
     /// The cached answer for a token, without I/O.
@@ -257,16 +482,25 @@ impl Introspector {
         rules: &ClaimRules,
         now: u64,
     ) -> Option<Result<Principal, AuthError>> {
-        let entry = self.cache.get(hash)?;
-        Some(settle(entry.answer, rules, now))
+        Some(settle(self.fresh(hash)?, rules, now))
     }
 
-    /// Calls waited for right now (for tests).
-    /// Cached answers, after pending maintenance (exact, but not for the
-    /// hot path).
-    pub(crate) fn cached_len(&self) -> u64 {
+    /// The cached answer, unless its lifetime is over (moka may not have
+    /// reclaimed it yet).
+    fn fresh(&self, hash: &TokenHash) -> Option<Answer> {
+        let entry = self.cache.get(hash)?;
+        if clock_now() >= entry.expires {
+            self.cache.invalidate(hash);
+            return None;
+        }
+        Some(entry.answer)
+    }
+
+    /// Cached answers and their weight in bytes, after pending maintenance
+    /// (exact, but not for the hot path).
+    pub(crate) fn cache_stats(&self) -> (u64, u64) {
         self.cache.run_pending_tasks();
-        self.cache.entry_count()
+        (self.cache.entry_count(), self.cache.weighted_size())
     }
 
     #[cfg(test)]
@@ -285,12 +519,16 @@ impl Introspector {
         let outcome = flight
             .cell
             .get_or_init(|| async {
-                if let Some(entry) = self.cache.get(&hash) {
-                    return Ok(entry.answer);
-                }
-                let answer = self.call(token, rules).await?;
-                self.remember(hash, &answer);
-                Ok(answer)
+                let outcome = match self.fresh(&hash) {
+                    Some(answer) => Ok(answer),
+                    None => self.call(token, rules).await.inspect(|answer| {
+                        self.remember(hash, answer);
+                    }),
+                };
+                // Before the waiters wake: from here on the cache (or, for a
+                // failure, a new call) answers for this token.
+                flight.land();
+                outcome
             })
             .await
             .clone();
@@ -304,35 +542,58 @@ impl Introspector {
     fn remember(&self, hash: TokenHash, answer: &Answer) {
         let lifetime = match answer {
             Answer::Active { exp, .. } => {
-                let now = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .unwrap_or_default();
                 let until_exp = exp.map_or(self.limits.max_ttl, |exp| {
-                    Duration::from_secs(exp).saturating_sub(now)
+                    Duration::from_secs(exp.saturating_sub(jwt::now_secs()))
                 });
                 until_exp.min(self.limits.max_ttl)
             }
             Answer::Inactive(_) => self.limits.inactive_ttl,
         };
+        // A configured TTL of "forever" (`Duration::MAX`) must not overflow
+        // the clock: thirty years is forever enough.
+        let now = clock_now();
+        let expires = now
+            .checked_add(lifetime)
+            .unwrap_or_else(|| now + Duration::from_secs(30 * 365 * 86_400));
         if !lifetime.is_zero() {
             self.cache.insert(
                 hash,
                 Entry {
                     answer: answer.clone(),
-                    lifetime,
+                    expires,
+                    weight: answer.weight(),
                 },
             );
         }
     }
 
-    async fn call(&self, token: &str, rules: &ClaimRules) -> Result<Answer, Unavailable> {
-        let _slot = tokio::time::timeout(self.limits.queue_timeout, self.slots.acquire())
+    /// An upstream slot: at once if one is free; else after a wait, if fewer
+    /// than `limits.queue` requests wait already; else none. A request that
+    /// would only queue behind a flood gets its 503 now, not after the
+    /// timeout.
+    async fn slot(&self) -> Result<tokio::sync::SemaphorePermit<'_>, Unavailable> {
+        match self.slots.try_acquire() {
+            Ok(permit) => return Ok(permit),
+            Err(TryAcquireError::Closed) => return Err(Unavailable::Introspection),
+            Err(TryAcquireError::NoPermits) => {}
+        }
+        let Some(_place) = QueuePlace::take(&self.waiting, self.limits.queue) else {
+            // Debug, not warn: under a flood this is every request, and a
+            // flood must not turn into one of log lines.
+            tracing::debug!(target: "tokengate::introspection", "introspection queue full");
+            return Err(Unavailable::Introspection);
+        };
+        tokio::time::timeout(self.limits.queue_timeout, self.slots.acquire())
             .await
             .map_err(|_| {
                 tracing::warn!(target: "tokengate::introspection", "no free introspection slot in time");
                 Unavailable::Introspection
             })?
-            .map_err(|_| Unavailable::Introspection)?;
+            .map_err(|_| Unavailable::Introspection)
+    }
+
+    async fn call(&self, token: &str, rules: &ClaimRules) -> Result<Answer, Unavailable> {
+        let _slot = self.slot().await?;
         let (form, authorization) = self.request_body(token).map_err(|e| {
             tracing::error!(target: "tokengate::introspection", error = %e, "could not build the client assertion");
             Unavailable::Introspection
@@ -390,20 +651,12 @@ impl Introspector {
                 None
             }
             ClientAuth::PrivateKeyJwt { key, alg, kid } => {
-                let now = jwt::now_secs();
                 let mut header = jsonwebtoken::Header::new(*alg);
                 header.kid = kid.clone();
                 let mut jti = [0u8; 16];
                 aws_lc_rs::rand::fill(&mut jti)
                     .map_err(|_| jsonwebtoken::errors::ErrorKind::InvalidKeyFormat)?;
-                let claims = serde_json::json!({
-                    "iss": c.client_id,
-                    "sub": c.client_id,
-                    "aud": self.issuer,
-                    "iat": now,
-                    "exp": now + 60,
-                    "jti": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(jti),
-                });
+                let claims = assertion_claims(&c.client_id, &self.issuer, jwt::now_secs(), &jti);
                 let assertion = jsonwebtoken::encode(&header, &claims, key)?;
                 form.append_pair("client_id", &c.client_id);
                 form.append_pair(
@@ -416,6 +669,20 @@ impl Introspector {
         };
         Ok((form.finish(), authorization))
     }
+}
+
+/// The claims of an RFC 7523 §3 client assertion issued at `now`, valid for
+/// a minute. `now` may be anything a clock returns, `u64::MAX` included (a
+/// clock before 1970): the expiry saturates rather than overflow.
+fn assertion_claims(client_id: &str, issuer: &str, now: u64, jti: &[u8]) -> Value {
+    serde_json::json!({
+        "iss": client_id,
+        "sub": client_id,
+        "aud": issuer,
+        "iat": now,
+        "exp": now.saturating_add(60),
+        "jti": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(jti),
+    })
 }
 
 /// Reads an RFC 7662 §2.2 answer. `Err` means the answer itself is broken
@@ -449,7 +716,11 @@ fn read_answer(
     Ok(match checked {
         Ok(principal) => {
             let exp = principal.exp_secs();
-            Answer::Active { principal, exp }
+            Answer::Active {
+                principal,
+                exp,
+                text_len: text.len(),
+            }
         }
         // JSON no reader can represent (a number out of range, a lone
         // surrogate): the answer is broken, not the token.
@@ -507,7 +778,7 @@ fn is_access_token_type(t: &str) -> bool {
 /// A cached answer, with expiry checked again now.
 fn settle(answer: Answer, rules: &ClaimRules, now: u64) -> Result<Principal, AuthError> {
     match answer {
-        Answer::Active { principal, exp } => match exp {
+        Answer::Active { principal, exp, .. } => match exp {
             Some(exp) if now >= exp.saturating_add(rules.leeway_secs) => {
                 Err(AuthError::InvalidToken(InvalidToken::Expired))
             }
@@ -539,7 +810,7 @@ mod tests {
         })
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn abandoned_requests_leave_no_flight_behind() {
         use crate::testing::{
             Endpoint, Fault, INTROSPECTION_CLIENT_ID, INTROSPECTION_CLIENT_SECRET, TestIssuer,
@@ -562,6 +833,53 @@ mod tests {
             let _ = tokio::time::timeout(Duration::from_millis(10), gate.verify(&token)).await;
         }
         assert_eq!(introspector.in_flight_len(), 0);
+    }
+
+    #[test]
+    fn the_client_assertion_expiry_saturates_before_1970() {
+        // `now_secs` answers u64::MAX for a clock before the epoch.
+        let claims = assertion_claims("rs", "https://as", u64::MAX, &[0; 16]);
+        assert_eq!(claims["exp"], u64::MAX);
+        assert_eq!(claims["iat"], u64::MAX);
+        let claims = assertion_claims("rs", "https://as", 1000, &[0; 16]);
+        assert_eq!(claims["exp"], 1060);
+    }
+
+    #[test]
+    fn the_token_shape_checks_prefix_length_and_alphabet() {
+        let any = OpaqueTokenShape::new();
+        assert!(any.admits("x") && any.admits("a.b~c+d/e=="));
+        let shape = OpaqueTokenShape::new()
+            .prefix("at_")
+            .length(6..=8)
+            .alphabet(TokenAlphabet::Hex);
+        assert!(shape.admits("at_00f") && shape.admits("at_00fFa"));
+        for refused in ["at_00", "at_00fFab", "AT_00f", "bt_00f", "at_00g", "00fFab"] {
+            assert!(!shape.admits(refused), "{refused}");
+        }
+        let b64url = OpaqueTokenShape::new().alphabet(TokenAlphabet::Base64Url);
+        assert!(b64url.admits("aZ09-_"));
+        assert!(!b64url.admits("aZ09+") && !b64url.admits("aZ09==") && !b64url.admits("a.b"));
+        let alnum = OpaqueTokenShape::new().alphabet(TokenAlphabet::Alphanumeric);
+        assert!(alnum.admits("aZ09") && !alnum.admits("a-b"));
+        assert!(OpaqueTokenShape::new().length(3..).admits("abc"));
+        assert!(!OpaqueTokenShape::new().length(3..).admits("ab"));
+        assert!(!OpaqueTokenShape::new().length(..3).admits("abc"));
+        assert!(!OpaqueTokenShape::new().length(..0).admits("a"));
+    }
+
+    #[test]
+    fn the_queue_hands_out_at_most_its_limit_of_places() {
+        let waiting = AtomicUsize::new(0);
+        let first = QueuePlace::take(&waiting, 2).unwrap();
+        let second = QueuePlace::take(&waiting, 2).unwrap();
+        assert!(QueuePlace::take(&waiting, 2).is_none());
+        drop(first);
+        let third = QueuePlace::take(&waiting, 2);
+        assert!(third.is_some());
+        drop((second, third));
+        assert_eq!(waiting.load(Ordering::Relaxed), 0);
+        assert!(QueuePlace::take(&waiting, 0).is_none());
     }
 
     #[test]

@@ -61,19 +61,19 @@
 //! ## The verified-token cache, and why it is sound
 //!
 //! A service sees the same access token many times; verifying its signature
-//! once is enough, so verified JWTs are remembered (10 000 by default,
-//! [`TokenGateBuilder::verified_token_cache`]; 0 turns it off).
+//! once is enough, so verified JWTs are remembered (up to 16 MiB by default,
+//! [`TokenGateBuilder::verified_token_cache_bytes`]; 0 turns it off).
 //!
 //! - A JWT is immutable: the same bytes verify the same way against the same
 //!   key. Entries are keyed by the SHA-256 of the whole token, never the
 //!   token itself, so a token that differs by one byte is another entry.
 //! - What can change is time and keys. `exp` is checked again on every hit,
-//!   with the leeway, and the entry leaves the cache at `exp` anyway. The key
-//!   that verified the token is recorded by `kid` and RFC 7638 thumbprint; a
-//!   hit is honoured only while the current key set still holds that very
-//!   key, so a key removed from the JWKS takes its tokens with it at the next
-//!   refresh, and a `kid` reused for new key material does not vouch for
-//!   tokens of the old one.
+//!   with the leeway, and the entry leaves the cache at `exp` + leeway anyway.
+//!   The key that verified the token is recorded by `kid` and RFC 7638
+//!   thumbprint; a hit is honoured only while the current key set still holds
+//!   that very key, so a key removed from the JWKS takes its tokens with it at
+//!   the next refresh, and a `kid` reused for new key material does not vouch
+//!   for tokens of the old one.
 //! - Hits also require the key set to be usable: once cached keys are too
 //!   stale to serve, cached tokens stop too.
 //! - Eviction only costs a verification.
@@ -149,7 +149,7 @@ pub use gate::{CacheStats, TokenGate};
 pub use guard::{
     GuardFuture, RequireScopes, RequireScopesService, RequiredScopes, ScopeRequirement,
 };
-pub use introspection::{ClientAuth, IntrospectionMode};
+pub use introspection::{ClientAuth, IntrospectionMode, OpaqueTokenShape, TokenAlphabet};
 pub use jsonwebtoken::jwk::{Jwk, JwkSet};
 pub use jwks::JwksHealth;
 pub use keys::Algorithm;

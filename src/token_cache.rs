@@ -6,22 +6,25 @@
 //!   key. Entries are keyed by the SHA-256 of the whole token (never the token
 //!   itself), so a token that differs by one byte is a different entry.
 //! - What can change is time and keys. `exp` is checked again on every hit
-//!   (with the leeway), and the entry leaves the cache at `exp` anyway. The
-//!   key that verified the token is recorded by `kid` and RFC 7638
-//!   thumbprint; a hit is honoured only while the current key set still holds
-//!   that very key, so a key removed from the JWKS takes its tokens with it
-//!   on the next refresh, and a `kid` reused for new key material does not
-//!   vouch for tokens of the old one.
+//!   (with the leeway), and the entry leaves the cache at `exp` + leeway, the
+//!   last moment the token verifies. The key that verified the token is
+//!   recorded by `kid` and RFC 7638 thumbprint; a hit is honoured only while
+//!   the current key set still holds that very key, so a key removed from the
+//!   JWKS takes its tokens with it on the next refresh, and a `kid` reused for
+//!   new key material does not vouch for tokens of the old one.
 //! - Hits also require the key set to be usable: once cached keys are too
 //!   stale to serve, cached tokens stop serving too.
-//! - Capacity is bounded (default 10 000 entries); eviction only costs a
+//! - Capacity is bounded in bytes (default 16 MiB): each entry weighs an
+//!   estimate of the heap it holds ([`weight`]), so a few huge tokens cannot
+//!   hold more memory than many small ones. Eviction only costs a
 //!   re-verification.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use moka::sync::Cache;
 use sha2::{Digest, Sha256};
+use tokio::time::Instant;
 
 use crate::keys::{KeySet, VerifyingKey};
 use crate::principal::Principal;
@@ -32,49 +35,90 @@ pub(crate) fn hash(token: &str) -> TokenHash {
     Sha256::digest(token.as_bytes()).into()
 }
 
+/// The one clock of this cache's expiry decisions: tokio's, so tests can
+/// pause and advance it. moka's own clock only reclaims memory.
+fn clock_now() -> Instant {
+    Instant::now()
+}
+
+/// What an entry costs besides the claims it holds: moka's bookkeeping
+/// (its entry, access-order and timer nodes, the hash table slot), the key
+/// hash, the principal's fields and reference counts. Measured with a
+/// counting allocator in `benches/memory.rs` (which prints this estimate
+/// next to the measured figure).
+const MAX_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
+pub(crate) const ENTRY_OVERHEAD: usize = 750;
+
+/// An entry's weight in bytes: the fixed overhead, the claims' JSON text
+/// (`claims_text` bytes) and what the principal copies out of it (audiences,
+/// scopes). Saturates at moka's `u32`.
+pub(crate) fn weight(principal: &Principal, claims_text: usize) -> u32 {
+    let audiences: usize = principal
+        .audiences()
+        .iter()
+        .map(|a| size_of::<String>() + a.len())
+        .sum();
+    let scopes: usize = principal
+        .scopes()
+        .iter()
+        .map(|s| size_of::<Box<str>>() + s.len())
+        .sum();
+    let bytes = ENTRY_OVERHEAD
+        .saturating_add(claims_text)
+        .saturating_add(audiences)
+        .saturating_add(scopes);
+    u32::try_from(bytes).unwrap_or(u32::MAX)
+}
+
 #[derive(Clone)]
 struct Entry {
     principal: Principal,
     key: Arc<VerifyingKey>,
     exp: u64,
+    /// `exp` + leeway on [`clock_now`]'s clock: past it, a hit is a miss.
+    expires: Instant,
+    weight: u32,
 }
 
-struct UntilExp;
+struct UntilExpiry;
 
-impl moka::Expiry<TokenHash, Entry> for UntilExp {
-    fn expire_after_create(&self, _: &TokenHash, entry: &Entry, _: Instant) -> Option<Duration> {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        Some(Duration::from_secs(entry.exp).saturating_sub(now))
+impl moka::Expiry<TokenHash, Entry> for UntilExpiry {
+    fn expire_after_create(
+        &self,
+        _: &TokenHash,
+        entry: &Entry,
+        _: std::time::Instant,
+    ) -> Option<Duration> {
+        Some(entry.expires.saturating_duration_since(clock_now()))
     }
 }
 
 pub(crate) struct TokenCache {
     entries: Cache<TokenHash, Entry>,
+    leeway: u64,
 }
 
 impl TokenCache {
-    pub(crate) fn new(capacity: u64) -> Self {
+    /// A cache of at most `capacity` bytes (by [`weight`]) for tokens
+    /// verified with `leeway` seconds of clock skew.
+    pub(crate) fn new(capacity: u64, leeway: u64) -> Self {
         TokenCache {
             entries: Cache::builder()
                 .max_capacity(capacity)
-                .expire_after(UntilExp)
+                .weigher(|_, entry: &Entry| entry.weight)
+                .expire_after(UntilExpiry)
                 .build(),
+            leeway,
         }
     }
 
-    /// The cached principal for `hash`, if its expiry (with `leeway`) has not
-    /// passed and `keys` still hold the key that verified it.
-    pub(crate) fn get(
-        &self,
-        hash: &TokenHash,
-        keys: &KeySet,
-        now: u64,
-        leeway: u64,
-    ) -> Option<Principal> {
+    /// The cached principal for `hash`, if its expiry (with the leeway) has
+    /// not passed and `keys` still hold the key that verified it.
+    pub(crate) fn get(&self, hash: &TokenHash, keys: &KeySet, now: u64) -> Option<Principal> {
         let entry = self.entries.get(hash)?;
-        if now >= entry.exp.saturating_add(leeway)
+        if now >= entry.exp.saturating_add(self.leeway)
+            || clock_now() >= entry.expires
             || !keys.still_has(entry.key.kid(), entry.key.thumbprint())
         {
             self.entries.invalidate(hash);
@@ -83,23 +127,46 @@ impl TokenCache {
         Some(entry.principal)
     }
 
-    pub(crate) fn insert(&self, hash: TokenHash, principal: &Principal, key: &Arc<VerifyingKey>) {
-        if let Some(exp) = principal.exp_secs() {
-            self.entries.insert(
-                hash,
-                Entry {
-                    principal: principal.clone(),
-                    key: key.clone(),
-                    exp,
-                },
-            );
+    /// Remembers `principal`, verified from `token` with `key` at `now`,
+    /// until `exp` + leeway: the token verifies until then, so every request
+    /// until then may reuse the verification.
+    pub(crate) fn insert(
+        &self,
+        hash: TokenHash,
+        token: &str,
+        principal: &Principal,
+        key: &Arc<VerifyingKey>,
+        now: u64,
+    ) {
+        let Some(exp) = principal.exp_secs() else {
+            return;
+        };
+        let left = exp.saturating_add(self.leeway).saturating_sub(now);
+        if left == 0 {
+            return;
         }
+        // A token valid for years is verified again daily, which costs one
+        // verification and keeps the expiry instant representable.
+        let lifetime = Duration::from_secs(left).min(MAX_LIFETIME);
+        // The claims text is the payload decoded: 3 bytes per 4 characters.
+        let payload = token.split('.').nth(1).map_or(0, str::len);
+        self.entries.insert(
+            hash,
+            Entry {
+                principal: principal.clone(),
+                key: key.clone(),
+                exp,
+                expires: clock_now() + lifetime,
+                weight: weight(principal, payload / 4 * 3),
+            },
+        );
     }
 
-    /// Entries, after pending maintenance (exact, but not for the hot path).
-    pub(crate) fn len(&self) -> u64 {
+    /// Entries and their total weight in bytes, after pending maintenance
+    /// (exact, but not for the hot path).
+    pub(crate) fn stats(&self) -> (u64, u64) {
         self.entries.run_pending_tasks();
-        self.entries.entry_count()
+        (self.entries.entry_count(), self.entries.weighted_size())
     }
 }
 
@@ -123,6 +190,8 @@ mod tests {
     const Y1: &str = "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0";
     const X2: &str = "gI0GAILBdu7T53akrFmMyGcsF3n5dO7MmwNBHKW5SV0";
     const Y2: &str = "SLW_xSffzlPWrHEVI30DHM_4egVwt3NQqeUD7nMFpps";
+    const TOKEN: &str = "header.cGF5bG9hZA.signature";
+    const MIB: u64 = 1024 * 1024;
 
     fn principal(exp: u64) -> Principal {
         Principal::from_claims(
@@ -133,36 +202,33 @@ mod tests {
     }
 
     fn now() -> u64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
+        crate::jwt::now_secs()
     }
 
     #[test]
     fn hit_while_the_key_is_in_the_set() {
         let k = Arc::new(key("k", X1, Y1));
         let set = KeySet::new(vec![key("k", X1, Y1)]);
-        let cache = TokenCache::new(10);
+        let cache = TokenCache::new(MIB, 0);
         let h = hash("token");
-        cache.insert(h, &principal(now() + 60), &k);
-        assert!(cache.get(&h, &set, now(), 0).is_some());
-        assert!(cache.get(&hash("token2"), &set, now(), 0).is_none());
-        assert_eq!(cache.len(), 1);
+        cache.insert(h, TOKEN, &principal(now() + 60), &k, now());
+        assert!(cache.get(&h, &set, now()).is_some());
+        assert!(cache.get(&hash("token2"), &set, now()).is_none());
+        assert_eq!(cache.stats().0, 1);
     }
 
     #[test]
     fn miss_when_the_key_left_or_the_kid_names_new_material() {
         let k = Arc::new(key("k", X1, Y1));
-        let cache = TokenCache::new(10);
+        let cache = TokenCache::new(MIB, 0);
         let h = hash("token");
-        cache.insert(h, &principal(now() + 60), &k);
+        cache.insert(h, TOKEN, &principal(now() + 60), &k, now());
         let reused_kid = KeySet::new(vec![key("k", X2, Y2)]);
-        assert!(cache.get(&h, &reused_kid, now(), 0).is_none());
+        assert!(cache.get(&h, &reused_kid, now()).is_none());
         // And the entry is gone, not just skipped.
         assert!(
             cache
-                .get(&h, &KeySet::new(vec![key("k", X1, Y1)]), now(), 0)
+                .get(&h, &KeySet::new(vec![key("k", X1, Y1)]), now())
                 .is_none()
         );
     }
@@ -171,20 +237,68 @@ mod tests {
     fn miss_once_expired_even_if_still_stored() {
         let k = Arc::new(key("k", X1, Y1));
         let set = KeySet::new(vec![key("k", X1, Y1)]);
-        let cache = TokenCache::new(10);
+        let cache = TokenCache::new(MIB, 10);
         let h = hash("token");
         let exp = now() + 100;
-        cache.insert(h, &principal(exp), &k);
-        assert!(cache.get(&h, &set, exp + 9, 10).is_some());
-        assert!(cache.get(&h, &set, exp + 10, 10).is_none());
+        cache.insert(h, TOKEN, &principal(exp), &k, now());
+        assert!(cache.get(&h, &set, exp + 9).is_some());
+        assert!(cache.get(&h, &set, exp + 10).is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_token_inside_its_leeway_is_kept_until_exp_plus_leeway() {
+        let k = Arc::new(key("k", X1, Y1));
+        let set = KeySet::new(vec![key("k", X1, Y1)]);
+        let cache = TokenCache::new(MIB, 60);
+        let h = hash("token");
+        let now = now();
+        // Expired 10 s ago, still within the 60 s leeway: it verifies, so the
+        // verification is worth keeping for the 50 s it still holds.
+        cache.insert(h, TOKEN, &principal(now - 10), &k, now);
+        assert_eq!(cache.stats().0, 1);
+        tokio::time::advance(Duration::from_secs(49)).await;
+        assert!(cache.get(&h, &set, now).is_some());
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert!(cache.get(&h, &set, now).is_none(), "past exp + leeway");
     }
 
     #[test]
-    fn tokens_without_exp_are_not_cached() {
+    fn tokens_without_exp_or_past_their_leeway_are_not_cached() {
         let k = Arc::new(key("k", X1, Y1));
-        let cache = TokenCache::new(10);
+        let cache = TokenCache::new(MIB, 10);
         let p = Principal::from_claims(serde_json::Map::new(), TokenSource::Jwt).unwrap();
-        cache.insert(hash("t"), &p, &k);
-        assert_eq!(cache.len(), 0);
+        cache.insert(hash("t"), TOKEN, &p, &k, now());
+        cache.insert(hash("u"), TOKEN, &principal(now() - 10), &k, now());
+        assert_eq!(cache.stats().0, 0);
+    }
+
+    #[test]
+    fn a_token_valid_for_a_century_is_cached_too() {
+        let k = Arc::new(key("k", X1, Y1));
+        let cache = TokenCache::new(MIB, 60);
+        cache.insert(
+            hash("t"),
+            TOKEN,
+            &principal(now() + 100 * 365 * 86_400),
+            &k,
+            now(),
+        );
+        assert_eq!(cache.stats().0, 1);
+    }
+
+    #[test]
+    fn weight_counts_the_claims_text_and_what_is_copied_out_of_it() {
+        let scopes = (0..100).map(|i| format!("scope{i}")).collect::<Vec<_>>();
+        let p = Principal::from_claims(
+            json!({"aud": ["https://api.example.com"], "scope": scopes.join(" ")})
+                .as_object()
+                .unwrap()
+                .clone(),
+            TokenSource::Jwt,
+        )
+        .unwrap();
+        let copied = 24 + 23 + scopes.iter().map(|s| 16 + s.len()).sum::<usize>();
+        assert_eq!(weight(&p, 5000) as usize, ENTRY_OVERHEAD + 5000 + copied);
+        assert_eq!(weight(&p, usize::MAX), u32::MAX);
     }
 }

@@ -134,8 +134,11 @@ async fn a_thousand_random_tokens_never_exceed_the_concurrency_bound() {
         Endpoint::Introspection,
         Some(Fault::Slow(Duration::from_millis(20))),
     );
+    // Room for every request to wait: this is about the bound on calls, not
+    // the bound on waiting (tests/introspection_flood.rs).
     let gate = introspecting(&issuer)
         .introspection_concurrency(16)
+        .introspection_queue(1000)
         .build()
         .await
         .unwrap();
@@ -156,7 +159,7 @@ async fn a_thousand_random_tokens_never_exceed_the_concurrency_bound() {
     assert_eq!(calls(&issuer), 1000);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn an_outage_with_nothing_cached_is_503() {
     let issuer = TestIssuer::start().await.unwrap();
     let app = app(&introspecting(&issuer)
@@ -211,7 +214,7 @@ async fn a_cached_answer_keeps_serving_through_an_outage() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_revoked_token_is_refused_once_its_cache_entry_expires() {
     let issuer = TestIssuer::start().await.unwrap();
     let gate = introspecting(&issuer)
@@ -224,7 +227,7 @@ async fn a_revoked_token_is_refused_once_its_cache_entry_expires() {
     issuer.revoke(&token);
     // Within the cache lifetime the revocation is not seen (RFC 7662 §4).
     assert!(gate.verify(&token).await.is_ok());
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    tokio::time::advance(Duration::from_millis(1200)).await;
     assert_eq!(
         gate.verify(&token).await.unwrap_err(),
         AuthError::InvalidToken(InvalidToken::Inactive)
@@ -290,7 +293,7 @@ async fn introspection_off_refuses_opaque_tokens_without_calling() {
     assert_eq!(calls(&issuer), 0);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn mode_all_introspects_jwts_after_verifying_them() {
     let issuer = TestIssuer::start().await.unwrap();
     let gate = introspecting(&issuer)
@@ -306,7 +309,7 @@ async fn mode_all_introspects_jwts_after_verifying_them() {
     assert!(gate.verify(&jwt).await.is_ok());
     assert_eq!(calls(&issuer), 1);
     issuer.revoke(&jwt);
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    tokio::time::advance(Duration::from_millis(1200)).await;
     assert_eq!(
         gate.verify(&jwt).await.unwrap_err(),
         AuthError::InvalidToken(InvalidToken::Inactive)
@@ -347,5 +350,54 @@ async fn jwts_with_cnf_are_refused_as_bearer_tokens() {
     assert_eq!(
         gate.verify(&bound).await.unwrap_err(),
         AuthError::InvalidToken(InvalidToken::SenderConstrained)
+    );
+}
+
+/// Polls `fut` once, so it has joined whatever it waits for, and leaves it
+/// pending.
+async fn poll_once<F: std::future::Future>(fut: &mut std::pin::Pin<Box<F>>) {
+    std::future::poll_fn(|cx| {
+        assert!(fut.as_mut().poll(cx).is_pending(), "expected to wait");
+        std::task::Poll::Ready(())
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_late_request_does_not_inherit_a_finished_calls_failure() {
+    let issuer = TestIssuer::start().await.unwrap();
+    let gate = introspecting(&issuer)
+        .timeout(Duration::from_millis(300))
+        .build()
+        .await
+        .unwrap();
+    let token = issuer.token().opaque();
+    issuer.set_fault(
+        Endpoint::Introspection,
+        Some(Fault::Slow(Duration::from_secs(2))),
+    );
+    let first = tokio::spawn({
+        let (gate, token) = (gate.clone(), token.clone());
+        async move { gate.verify(&token).await.map(|_| ()) }
+    });
+    while calls(&issuer) == 0 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    // A second request shares the call and is then not polled for a while
+    // (a slow client, a busy worker): it still holds its share when the
+    // call fails.
+    let mut second = Box::pin(gate.verify(&token));
+    poll_once(&mut second).await;
+    assert_eq!(
+        first.await.unwrap(),
+        Err(AuthError::Unavailable(Unavailable::Introspection))
+    );
+    issuer.set_fault(Endpoint::Introspection, None);
+    // The failure is not cached, so a request arriving now asks again.
+    assert!(gate.verify(&token).await.is_ok());
+    assert_eq!(calls(&issuer), 2);
+    assert_eq!(
+        second.await.unwrap_err(),
+        AuthError::Unavailable(Unavailable::Introspection)
     );
 }

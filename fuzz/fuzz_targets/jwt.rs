@@ -45,7 +45,7 @@ fn gates() -> &'static Gates {
             builder()
                 .accept_any_audience()
                 .strict_rfc9068(true)
-                .verified_token_cache(0)
+                .verified_token_cache_bytes(0)
                 .leeway(Duration::ZERO),
         ),
     })
