@@ -94,29 +94,29 @@
 #![deny(unreachable_pub, unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-mod bearer;
-mod builder;
-mod claims;
-mod discovery;
+// The layers, lowest first; each module imports only from the ones above it
+// in this list (no circles: `python3 ../shared/tools/circles.py`).
+mod clock;
 mod error;
-mod fetch;
-mod gate;
-mod guard;
-mod introspection;
-mod jwks;
-mod jwt;
-mod keys;
-mod layer;
-mod principal;
 mod scope;
-mod token_cache;
+mod single_flight;
+mod keys;
+mod token;
+mod principal;
+mod authority;
+mod response;
+mod verify;
+mod requirement;
+mod http;
+mod integrations;
+mod config;
 
 #[cfg(feature = "axum")]
-pub mod axum;
+pub use integrations::axum;
 #[cfg(feature = "testing")]
 pub mod testing;
 #[cfg(feature = "tonic")]
-pub mod tonic;
+pub use integrations::tonic;
 
 /// `#[require_scopes("a", "b")]` / `#[require_scopes(any("a", "b"))]` on an
 /// axum handler: the handler runs only for principals with those scopes;
@@ -141,21 +141,21 @@ pub mod tonic;
 #[cfg(feature = "macros")]
 pub use tokengate_macros::require_scopes;
 
-pub use builder::{BuildError, TokenGateBuilder};
-pub use discovery::{AuthorizationServerMetadata, DiscoveryError};
-pub use error::{AuthError, ErrorDetail, InvalidRequest, InvalidToken, Unavailable};
-pub use fetch::FetchError;
-pub use gate::{CacheStats, TokenGate};
-pub use guard::{
-    GuardFuture, RequireScopes, RequireScopesService, RequiredScopes, ScopeRequirement,
-};
-pub use introspection::{ClientAuth, IntrospectionMode, OpaqueTokenShape, TokenAlphabet};
+pub use authority::discovery::DiscoveryError;
+pub use authority::fetch::FetchError;
+pub use authority::introspection::{ClientAuth, IntrospectionMode, OpaqueTokenShape, TokenAlphabet};
+pub use authority::jwks::JwksHealth;
+pub use config::{BuildError, TokenGateBuilder};
+pub use error::{AuthError, InvalidRequest, InvalidToken, Unavailable};
+pub use http::layer::{ResponseFuture, TokenGateLayer, TokenGateService};
+pub use http::require::{GuardFuture, RequireScopes, RequireScopesService};
 pub use jsonwebtoken::jwk::{Jwk, JwkSet};
-pub use jwks::JwksHealth;
 pub use keys::Algorithm;
-pub use layer::{ResponseFuture, TokenGateLayer, TokenGateService};
 pub use principal::{Principal, TokenSource};
+pub use requirement::{ScopeRequirement, ScopeSet};
+pub use response::ErrorDetail;
 pub use scope::{InvalidScope, Scopes, is_scope_token};
+pub use verify::gate::{CacheStats, TokenGate};
 
 // The README's examples are compiled (and, where they can run offline, run)
 // as doctests, so the quick start cannot rot.

@@ -1,7 +1,7 @@
 //! The authenticated caller: what a verified token says about who is calling
 //! and what it may do. Built in one place for JWT claims (RFC 7519 §4.1,
 //! RFC 9068 §2.2) and introspection answers (RFC 7662 §2.2) alike, from the
-//! claims' JSON text read by [`crate::claims::Registered`].
+//! claims' JSON text read by [`crate::token::claims::Registered`].
 
 use std::borrow::Cow;
 use std::fmt;
@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-use crate::claims::{Registered, Str};
+use crate::token::claims::{Registered, Str};
 use crate::error::InvalidToken;
 use crate::scope::Scopes;
 
@@ -318,6 +318,34 @@ impl fmt::Debug for Principal {
             .field("source", &self.inner.source)
             .finish_non_exhaustive()
     }
+}
+
+/// What an entry costs besides the claims it holds: moka's bookkeeping
+/// (its entry, access-order and timer nodes, the hash table slot), the key
+/// hash, the principal's fields and reference counts. Measured with a
+/// counting allocator in `benches/memory.rs` (which prints this estimate
+/// next to the measured figure).
+pub(crate) const ENTRY_OVERHEAD: usize = 750;
+
+/// An entry's weight in bytes: the fixed overhead, the claims' JSON text
+/// (`claims_text` bytes) and what the principal copies out of it (audiences,
+/// scopes). Saturates at moka's `u32`.
+pub(crate) fn cache_weight(principal: &Principal, claims_text: usize) -> u32 {
+    let audiences: usize = principal
+        .audiences()
+        .iter()
+        .map(|a| size_of::<String>() + a.len())
+        .sum();
+    let scopes: usize = principal
+        .scopes()
+        .iter()
+        .map(|s| size_of::<Box<str>>() + s.len())
+        .sum();
+    let bytes = ENTRY_OVERHEAD
+        .saturating_add(claims_text)
+        .saturating_add(audiences)
+        .saturating_add(scopes);
+    u32::try_from(bytes).unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]

@@ -81,14 +81,14 @@ struct Located {
 /// every token, so they must refuse instead.
 struct NoScopes;
 
-impl tokengate::RequiredScopes for NoScopes {
+impl tokengate::ScopeSet for NoScopes {
     const SCOPES: &'static [&'static str] = &[];
     const ANY: bool = false;
 }
 
 struct AnyOfNone;
 
-impl tokengate::RequiredScopes for AnyOfNone {
+impl tokengate::ScopeSet for AnyOfNone {
     const SCOPES: &'static [&'static str] = &[];
     const ANY: bool = true;
 }

@@ -56,7 +56,7 @@ fn expand(
         #[derive(Debug, Clone, Copy)]
         #vis struct #marker;
 
-        impl ::tokengate::RequiredScopes for #marker {
+        impl ::tokengate::ScopeSet for #marker {
             const SCOPES: &'static [&'static str] = &[#(#scopes),*];
             const ANY: bool = #any;
         }

@@ -12,15 +12,16 @@ use std::mem;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use http::{HeaderValue, Method, Request, Response, Version, header};
+use http::{HeaderValue, Request, Response, header};
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::bearer;
-use crate::error::{AuthError, Wire};
-use crate::gate::{Pending, Step, TokenGate};
-use crate::guard::GateContext;
+use crate::token::bearer;
+use crate::error::AuthError;
+use crate::response::{Wire, wire};
+use crate::verify::gate::{GateContext, TokenGate};
+use crate::verify::verifier::{Pending, Step};
 use crate::principal::Principal;
 
 /// A [`Layer`] that authenticates requests with a [`TokenGate`].
@@ -76,6 +77,40 @@ impl TokenGateLayer {
     pub fn optional(mut self) -> Self {
         self.optional = true;
         self
+    }
+}
+
+// Defined here rather than with `TokenGate`, so the verifier's module does
+// not depend on the layer built on it.
+impl TokenGate {
+    /// The tower layer that authenticates every request.
+    ///
+    /// ```
+    /// # async fn demo(gate: tokengate::TokenGate) {
+    /// let app = axum::Router::new()
+    ///     .route("/", axum::routing::get(|| async { "hello" }))
+    ///     .layer(gate.layer());
+    /// # let _: axum::Router = app;
+    /// # }
+    /// ```
+    pub fn layer(&self) -> TokenGateLayer {
+        TokenGateLayer::new(self.clone())
+    }
+
+    /// A layer for routes where authentication is optional: requests with
+    /// no token pass with no [`Principal`] (handlers take
+    /// `Option<Principal>`); a token that is present must be valid.
+    ///
+    /// ```
+    /// # async fn demo(gate: tokengate::TokenGate) {
+    /// let app = axum::Router::new()
+    ///     .route("/", axum::routing::get(|| async { "hello, whoever you are" }))
+    ///     .layer(gate.optional_layer());
+    /// # let _: axum::Router = app;
+    /// # }
+    /// ```
+    pub fn optional_layer(&self) -> TokenGateLayer {
+        TokenGateLayer::new(self.clone()).optional()
     }
 }
 
@@ -136,22 +171,6 @@ impl<S> TokenGateService<S> {
     }
 }
 
-/// How failures of a request are answered. gRPC, so gRPC statuses: a POST
-/// with an `application/grpc` content type over HTTP/2, or gRPC-Web (which
-/// may travel over HTTP/1.1), answered in the request's own gRPC-Web
-/// content type. A content type alone must not turn a REST client's 401
-/// into an HTTP 200.
-pub(crate) fn wire<B>(req: &Request<B>) -> Wire {
-    let Some(content_type) = req.headers().get(header::CONTENT_TYPE) else {
-        return Wire::Http;
-    };
-    let ct = content_type.as_bytes();
-    let grpc = req.method() == Method::POST
-        && (ct.starts_with(b"application/grpc-web")
-            || (ct.starts_with(b"application/grpc") && req.version() == Version::HTTP_2));
-    if grpc { Wire::grpc_for(ct) } else { Wire::Http }
-}
-
 type Verification = Pin<Box<dyn Future<Output = Result<Principal, AuthError>> + Send>>;
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for TokenGateService<S>
@@ -168,7 +187,7 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        let gate = &self.gate.inner;
+        let gate = &self.gate.inner.verifier;
         let wire = wire(&req);
         let step = match gate.extract(req.headers(), req.uri()) {
             Err(e) => Step::Done(Err(e)),
@@ -223,7 +242,7 @@ impl<S> TokenGateService<S> {
         let ready = mem::replace(&mut self.inner, clone);
         let gate = self.gate.clone();
         let verification: Verification =
-            Box::pin(async move { gate.inner.finish(&token, pending).await });
+            Box::pin(async move { gate.inner.verifier.finish(&token, pending).await });
         ResponseFuture {
             state: State::Verify {
                 verification,
@@ -251,7 +270,7 @@ fn attach<B>(req: &mut Request<B>, principal: Principal, gate: &TokenGate) {
 /// query without `access_token` (both at once is refused), so it is left
 /// alone.
 fn take_query_token<B>(req: &mut Request<B>, gate: &TokenGate) -> Result<bool, AuthError> {
-    if !gate.inner.bearer.allow_query {
+    if !gate.inner.verifier.bearer.allow_query {
         return Ok(false);
     }
     match bearer::strip_query_token(req.uri())? {

@@ -5,29 +5,14 @@
 //! key to try), the signature is verified with a key chosen by `kid` and bound
 //! to its algorithms, and only then is the payload decoded and validated.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 
-use crate::claims::{Registered, Seen, Str, Strings, non_null_str};
+use crate::token::claims::{ClaimRules, Registered, Seen, Str, Strings, non_null_str};
 use crate::error::InvalidToken;
-use crate::keys::{Algorithm, AlgorithmSet, VerifyingKey, parse_alg};
+use crate::keys::{Algorithm, VerifyingKey, parse_alg};
 use crate::principal::{Principal, TokenSource};
-
-/// What a JWT's claims must satisfy.
-#[derive(Debug, Clone)]
-pub(crate) struct ClaimRules {
-    pub(crate) issuer: String,
-    /// Empty only when the user opted out of audience checks by name.
-    pub(crate) audiences: Vec<String>,
-    pub(crate) leeway_secs: u64,
-    /// RFC 9068 strictly: `typ` must be `at+jwt` and §2.2's claims present.
-    pub(crate) strict_rfc9068: bool,
-    /// The JWS algorithms accepted at all (each key narrows them further).
-    pub(crate) algorithms: AlgorithmSet,
-}
 
 /// A JWT split into its parts, with the header read and checked.
 /// `Debug` shows the algorithm and `kid` only: the rest is the token.
@@ -175,14 +160,6 @@ impl Jws<'_> {
     }
 }
 
-/// Seconds since the epoch, now.
-/// A clock before 1970 fails closed: every token is expired.
-pub(crate) fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(u64::MAX, |d| d.as_secs())
-}
-
 fn validate(claims: &Registered<'_>, rules: &ClaimRules, now: u64) -> Result<(), InvalidToken> {
     claims.check_times(true, rules.leeway_secs, now)?;
     claims.check_issuer(&rules.issuer, true)?;
@@ -214,6 +191,7 @@ fn validate(claims: &Registered<'_>, rules: &ClaimRules, now: u64) -> Result<(),
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keys::AlgorithmSet;
     use serde_json::{Map, Value, json};
 
     fn b64(v: &serde_json::Value) -> String {

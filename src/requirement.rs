@@ -1,25 +1,19 @@
-//! Scope guards: what a route requires of the [`Principal`] the gate put in
+//! Requirements: what a route requires of the [`Principal`] the gate put in
 //! the request extensions, checked in one function ([`ScopeRequirement::check`])
-//! that the route layer, the axum extractors, `#[require_scopes]` and the
-//! tonic helpers all call. Failures answer through the gate's one error
-//! mapping: 403 `insufficient_scope` with the `scope` attribute (RFC 6750
-//! §3.1), or 401 when no principal is there at all.
+//! that the route layer ([`RequireScopes`](crate::RequireScopes)), the axum
+//! extractors, `#[require_scopes]` and the tonic helpers all call. A failure
+//! is an [`AuthError`]: 403 `insufficient_scope` with the `scope` attribute
+//! (RFC 6750 §3.1), or 401 when no principal is there at all; the one
+//! renderer answers it.
 
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::{Arc, LazyLock};
-use std::task::{Context, Poll};
+use std::sync::Arc;
 
-use http::{Extensions, Request, Response};
-use pin_project_lite::pin_project;
-use tower_layer::Layer;
-use tower_service::Service;
+use http::Extensions;
 
-use crate::error::{AuthError, ErrorDetail, Responder, Wire};
-use crate::gate::TokenGate;
-use crate::layer::wire;
+use crate::error::AuthError;
 use crate::principal::Principal;
 use crate::scope::{InvalidScope, Scopes, is_scope_token};
+use crate::verify::gate::GateContext;
 
 /// Scopes a resource requires: all of a list, or any one of it.
 ///
@@ -115,8 +109,8 @@ impl ScopeRequirement {
         })
     }
 
-    /// The requirement a [`RequiredScopes`] type declares.
-    pub fn of<R: RequiredScopes>() -> Self {
+    /// The requirement a [`ScopeSet`] type declares.
+    pub fn of<R: ScopeSet>() -> Self {
         if R::ANY {
             Self::any(R::SCOPES.iter().copied())
         } else {
@@ -145,7 +139,7 @@ impl ScopeRequirement {
 
 fn satisfied<T: AsRef<str>>(granted: &Scopes, required: &[T], any: bool) -> bool {
     // "All of no scopes" holds for every token: a requirement that names
-    // none (a hand-written `RequiredScopes` with `SCOPES = &[]`) is a
+    // none (a hand-written `ScopeSet` with `SCOPES = &[]`) is a
     // mistake, and must close the route, not open it.
     if required.is_empty() {
         return false;
@@ -227,7 +221,7 @@ pub(crate) fn missing_principal(extensions: &Extensions) -> AuthError {
 ///     /// Writing items.
 ///     pub struct ItemsWrite = "items:write";
 /// }
-/// use tokengate::RequiredScopes;
+/// use tokengate::ScopeSet;
 /// assert_eq!(ItemsWrite::SCOPES, ["items:write"]);
 /// assert!(!ItemsWrite::ANY);
 /// ```
@@ -236,7 +230,7 @@ pub(crate) fn missing_principal(extensions: &Extensions) -> AuthError {
     label = "declare it with `tokengate::scope_set!`",
     note = "e.g. `tokengate::scope_set! {{ pub struct ItemsWrite = \"items:write\"; }}`"
 )]
-pub trait RequiredScopes {
+pub trait ScopeSet {
     /// The scopes.
     const SCOPES: &'static [&'static str];
     /// Whether one of them suffices (otherwise all are needed).
@@ -255,7 +249,7 @@ pub trait RequiredScopes {
 ///     /// Either will do.
 ///     pub struct AnyReader = any("items:read", "audit:read");
 /// }
-/// use tokengate::RequiredScopes;
+/// use tokengate::ScopeSet;
 /// assert_eq!(ItemsDelete::SCOPES, ["items:write", "admin"]);
 /// assert!(AnyReader::ANY);
 /// ```
@@ -295,7 +289,7 @@ macro_rules! scope_set {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, Default)]
         $vis struct $name;
-        impl $crate::RequiredScopes for $name {
+        impl $crate::ScopeSet for $name {
             const SCOPES: &'static [&'static str] = &[$($scope),+];
             const ANY: bool = $any;
         }
@@ -303,197 +297,6 @@ macro_rules! scope_set {
             $( assert!($crate::is_scope_token($scope), concat!("not an RFC 6749 scope: ", $scope)); )+
         };
     };
-}
-
-/// What the gate leaves in the extensions besides the principal, so guards
-/// answer with the same realm and detail as the gate itself.
-#[derive(Clone)]
-pub(crate) struct GateContext(pub(crate) TokenGate);
-
-static FALLBACK: LazyLock<Responder> =
-    LazyLock::new(|| Responder::new("api", ErrorDetail::Describe, 5));
-
-/// The answer to `err` for a request with these extensions: the gate's own
-/// mapping when the gate ran, a default one otherwise.
-pub(crate) fn respond<B: Default>(
-    extensions: &Extensions,
-    err: &AuthError,
-    wire: Wire,
-) -> Response<B> {
-    responder(extensions.get::<GateContext>()).response(err, wire)
-}
-
-/// The responder of the gate that ran, or a default one.
-pub(crate) fn responder(context: Option<&GateContext>) -> &Responder {
-    match context {
-        Some(GateContext(gate)) => &gate.inner.responder,
-        None => &FALLBACK,
-    }
-}
-
-/// A layer that lets a request through only if its principal has the
-/// required scopes. Place it inside the [`TokenGate`] layer (in axum:
-/// `route_layer(RequireScopes::…)` on the route, `layer(gate.layer())` on
-/// the router).
-///
-/// ```
-/// use axum::{Router, routing::{get, post}};
-/// use tokengate::RequireScopes;
-/// # async fn demo(gate: tokengate::TokenGate) {
-/// let app: Router = Router::new()
-///     .route("/items", get(|| async { "list" }).route_layer(RequireScopes::any(["items:read", "admin"])))
-///     .route("/items/new", post(|| async { "created" }).route_layer(RequireScopes::all(["items:write"])))
-///     .layer(gate.layer());
-/// # }
-/// ```
-#[derive(Clone, Debug)]
-pub struct RequireScopes {
-    requirement: ScopeRequirement,
-}
-
-impl RequireScopes {
-    /// Requires every one of `scopes` (see [`ScopeRequirement::all`]).
-    pub fn all<I, T>(scopes: I) -> Self
-    where
-        I: IntoIterator<Item = T>,
-        T: Into<String>,
-    {
-        RequireScopes {
-            requirement: ScopeRequirement::all(scopes),
-        }
-    }
-
-    /// Requires one of `scopes` (see [`ScopeRequirement::any`]); a refusal
-    /// names the first of them in the challenge's `scope` attribute.
-    pub fn any<I, T>(scopes: I) -> Self
-    where
-        I: IntoIterator<Item = T>,
-        T: Into<String>,
-    {
-        RequireScopes {
-            requirement: ScopeRequirement::any(scopes),
-        }
-    }
-
-    /// Requires what a [`RequiredScopes`] type declares.
-    pub fn of<R: RequiredScopes>() -> Self {
-        RequireScopes {
-            requirement: ScopeRequirement::of::<R>(),
-        }
-    }
-}
-
-impl From<ScopeRequirement> for RequireScopes {
-    fn from(requirement: ScopeRequirement) -> Self {
-        RequireScopes { requirement }
-    }
-}
-
-impl<S> Layer<S> for RequireScopes {
-    type Service = RequireScopesService<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        RequireScopesService {
-            inner,
-            requirement: self.requirement.clone(),
-        }
-    }
-}
-
-/// The service made by [`RequireScopes`].
-///
-/// ```
-/// # fn demo<S>(inner: S) {
-/// use tower_layer::Layer;
-/// let guarded = tokengate::RequireScopes::all(["items:read"]).layer(inner);
-/// assert_eq!(guarded.requirement(), &tokengate::ScopeRequirement::all(["items:read"]));
-/// # }
-/// ```
-#[derive(Clone, Debug)]
-pub struct RequireScopesService<S> {
-    inner: S,
-    requirement: ScopeRequirement,
-}
-
-impl<S> RequireScopesService<S> {
-    /// What this guard requires.
-    pub fn requirement(&self) -> &ScopeRequirement {
-        &self.requirement
-    }
-
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// Unwraps the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
-}
-
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RequireScopesService<S>
-where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-    ResBody: Default,
-{
-    type Response = Response<ResBody>;
-    type Error = S::Error;
-    type Future = GuardFuture<S::Future, ResBody>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        match self.requirement.check(req.extensions()) {
-            Ok(_) => GuardFuture {
-                state: GuardState::Call {
-                    fut: self.inner.call(req),
-                },
-            },
-            Err(err) => {
-                tracing::debug!(target: "tokengate", reason = %err, "request rejected by scope guard");
-                GuardFuture {
-                    state: GuardState::Reject {
-                        response: Some(respond(req.extensions(), &err, wire(&req))),
-                    },
-                }
-            }
-        }
-    }
-}
-
-pin_project! {
-    /// The response future of [`RequireScopesService`].
-    pub struct GuardFuture<F, B> {
-        #[pin]
-        state: GuardState<F, B>,
-    }
-}
-
-pin_project! {
-    #[project = GuardProj]
-    enum GuardState<F, B> {
-        Call { #[pin] fut: F },
-        Reject { response: Option<Response<B>> },
-    }
-}
-
-impl<F, B, E> Future for GuardFuture<F, B>
-where
-    F: Future<Output = Result<Response<B>, E>>,
-{
-    type Output = Result<Response<B>, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().state.project() {
-            GuardProj::Call { fut } => fut.poll(cx),
-            GuardProj::Reject { response } => Poll::Ready(Ok(response
-                .take()
-                .expect("GuardFuture polled after completion"))),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -19,7 +19,21 @@ use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
 use crate::error::InvalidToken;
+use crate::keys::AlgorithmSet;
 use crate::scope::Scopes;
+
+/// What claims must satisfy, whether from a JWT or an introspection answer.
+#[derive(Debug, Clone)]
+pub(crate) struct ClaimRules {
+    pub(crate) issuer: String,
+    /// Empty only when the user opted out of audience checks by name.
+    pub(crate) audiences: Vec<String>,
+    pub(crate) leeway_secs: u64,
+    /// RFC 9068 strictly: `typ` must be `at+jwt` and §2.2's claims present.
+    pub(crate) strict_rfc9068: bool,
+    /// The JWS algorithms accepted at all (each key narrows them further).
+    pub(crate) algorithms: AlgorithmSet,
+}
 
 /// The claims we read from a JSON object of claims (a JWT payload or an
 /// introspection answer). Every other member is checked to be JSON that any

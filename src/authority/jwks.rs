@@ -17,7 +17,7 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
 use http::{HeaderValue, StatusCode};
@@ -25,7 +25,9 @@ use jsonwebtoken::jwk::Jwk;
 use reqwest::Url;
 use serde_json::Value;
 
-use crate::fetch::{FetchError, Fetcher};
+use crate::authority::fetch::{FetchError, Fetcher};
+use crate::clock::{self, Instant};
+use crate::single_flight::SingleFlight;
 use crate::keys::{AlgorithmSet, KeySet, VerifyingKey};
 
 /// At most this many keys are read from one key set; the rest are ignored.
@@ -128,7 +130,9 @@ pub(crate) struct Jwks {
     /// Keys the user configured (HMAC secrets), part of every snapshot.
     pinned: Vec<Arc<VerifyingKey>>,
     current: ArcSwap<Snapshot>,
-    fetch_lock: Arc<tokio::sync::Mutex<()>>,
+    /// Held by whoever fetches: the scheduled refresh, or an unplanned one.
+    fetch_lock: tokio::sync::Mutex<()>,
+    unplanned: SingleFlight<(), Refresh>,
     state: Mutex<State>,
     fetches: AtomicU64,
 }
@@ -168,7 +172,7 @@ impl Jwks {
             fetched_at: None,
             fetched_at_wall: None,
             refresh_at: None,
-            usable_until: Some(Instant::now()),
+            usable_until: Some(clock::now()),
         };
         Self::with(
             Source::Remote { url, fetcher },
@@ -192,7 +196,8 @@ impl Jwks {
             allowed,
             pinned,
             current: ArcSwap::from_pointee(snapshot),
-            fetch_lock: Arc::new(tokio::sync::Mutex::new(())),
+            fetch_lock: tokio::sync::Mutex::new(()),
+            unplanned: SingleFlight::default(),
             state: Mutex::new(State::default()),
             fetches: AtomicU64::new(0),
         }
@@ -215,44 +220,41 @@ impl Jwks {
 
     /// An unplanned refresh: for a token whose `kid` is unknown, or because
     /// the cached keys went stale. `seen` is the generation the caller looked
-    /// at; if it changed while we waited, the caller just looks again.
+    /// at; if it changed meanwhile, the caller just looks again. Every
+    /// request that asks while a refresh is in the air waits for that one.
     pub(crate) async fn refresh_unplanned(self: &Arc<Self>, seen: u64) -> Refresh {
         if !self.is_remote() {
             return Refresh::Throttled;
         }
-        // Nobody fetching and no budget left: answer at once rather than
-        // queueing behind the lock.
-        if let Ok(idle) = self.fetch_lock.try_lock()
-            && !self.has_budget(Instant::now())
-        {
-            drop(idle);
-            return Refresh::Throttled;
-        }
-        let guard = self.fetch_lock.clone().lock_owned().await;
         if self.current.load().generation != seen {
             return Refresh::Done;
         }
-        if !self.take_budget(Instant::now()) {
-            return Refresh::Throttled;
-        }
-        // The fetch runs in its own task, holding the lock, so a request
-        // dropped mid-fetch (a client hanging up) neither aborts it nor lets
-        // the next waiter start a second one.
         let this = Arc::clone(self);
-        let task = tokio::spawn(async move {
-            let _guard = guard;
-            this.fetch_and_install("unknown kid or stale keys").await
-        });
-        match task.await {
-            Ok(Ok(())) => Refresh::Done,
-            _ => Refresh::Failed,
-        }
-    }
-
-    fn has_budget(&self, now: Instant) -> bool {
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        Self::forget_old(&mut state.unplanned, now, self.timing.unknown_kid_window);
-        state.unplanned.len() < self.timing.unknown_kid_fetches
+        self.unplanned
+            .run((), || async move {
+                // A flight may have landed between our look and boarding.
+                if this.current.load().generation != seen {
+                    return Refresh::Done;
+                }
+                if !this.take_budget(clock::now()) {
+                    return Refresh::Throttled;
+                }
+                // The fetch runs in its own task, so a request dropped
+                // mid-fetch (a client hanging up) does not abort it.
+                let task = tokio::spawn(async move {
+                    let _guard = this.fetch_lock.lock().await;
+                    // The scheduled refresh may have run while we queued.
+                    if this.current.load().generation != seen {
+                        return Ok(());
+                    }
+                    this.fetch_and_install("unknown kid or stale keys").await
+                });
+                match task.await {
+                    Ok(Ok(())) => Refresh::Done,
+                    _ => Refresh::Failed,
+                }
+            })
+            .await
     }
 
     fn take_budget(&self, now: Instant) -> bool {
@@ -307,7 +309,7 @@ impl Jwks {
                 let ttl = fetched.fresh_for.map_or(self.timing.ttl, |fresh| {
                     fresh.clamp(self.timing.min_ttl, self.timing.max_ttl)
                 });
-                let now = Instant::now();
+                let now = clock::now();
                 tracing::info!(
                     target: "tokengate::jwks",
                     %url,
@@ -337,7 +339,7 @@ impl Jwks {
             Err(e) => {
                 state.consecutive_failures = state.consecutive_failures.saturating_add(1);
                 state.last_error = Some(e.to_string());
-                if previous.usable(Instant::now()) {
+                if previous.usable(clock::now()) {
                     tracing::warn!(
                         target: "tokengate::jwks",
                         %url,
@@ -406,7 +408,7 @@ impl Jwks {
                         None => {
                             let snap = jwks.current.load();
                             snap.refresh_at.map_or(jwks.timing.retry_min, |at| {
-                                at.saturating_duration_since(Instant::now())
+                                at.saturating_duration_since(clock::now())
                             })
                         }
                     }
@@ -419,7 +421,7 @@ impl Jwks {
                     .current
                     .load()
                     .refresh_at
-                    .is_some_and(|at| at > Instant::now())
+                    .is_some_and(|at| at > clock::now())
                 {
                     backoff = None;
                     continue;
@@ -440,7 +442,7 @@ impl Jwks {
     pub(crate) fn health(&self) -> JwksHealth {
         let snap = self.current.load();
         let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
+        let now = clock::now();
         JwksHealth {
             key_count: snap.keys.len(),
             age: snap.fetched_at.map(|t| now.duration_since(t)),

@@ -9,11 +9,11 @@
 //! function as every other guard, returning a [`tonic::Status`].
 //!
 //! ```
-//! use tokengate::tonic::require_scopes;
+//! use tokengate::tonic::authorize;
 //! use tokengate::ScopeRequirement;
 //!
 //! fn create_item(request: &tonic::Request<()>) -> Result<String, tonic::Status> {
-//!     let principal = require_scopes(request, &ScopeRequirement::all(["items:write"]))?;
+//!     let principal = authorize(request, &ScopeRequirement::all(["items:write"]))?;
 //!     Ok(format!("created by {}", principal.client_id().unwrap_or("-")))
 //! }
 //!
@@ -25,11 +25,11 @@
 use tonic::metadata::MetadataValue;
 use tonic::{Code, Request, Status};
 
-use crate::error::{AuthError, Wire};
-use crate::guard::{
-    GateContext, RequiredScopes, ScopeRequirement, check_scopes, missing_principal, responder,
-};
+use crate::error::AuthError;
 use crate::principal::Principal;
+use crate::requirement::{ScopeRequirement, ScopeSet, check_scopes, missing_principal};
+use crate::response::Wire;
+use crate::verify::gate::{GateContext, responder};
 
 /// The principal of a request that went through the gate.
 ///
@@ -46,8 +46,16 @@ pub fn principal<T>(request: &Request<T>) -> Result<Principal, Status> {
 }
 
 /// The principal, if it meets `requirement`; otherwise PERMISSION_DENIED
-/// (or UNAUTHENTICATED without a principal).
-pub fn require_scopes<T>(
+/// (or UNAUTHENTICATED without a principal). For a requirement built at run
+/// time; a [`ScopeSet`] type goes through [`require`].
+///
+/// ```
+/// use tokengate::ScopeRequirement;
+/// let write = ScopeRequirement::all(["items:write"]);
+/// let status = tokengate::tonic::authorize(&tonic::Request::new(()), &write).unwrap_err();
+/// assert_eq!(status.code(), tonic::Code::Unauthenticated);
+/// ```
+pub fn authorize<T>(
     request: &Request<T>,
     requirement: &ScopeRequirement,
 ) -> Result<Principal, Status> {
@@ -68,7 +76,7 @@ pub fn require_scopes<T>(
 /// let status = tokengate::tonic::require::<ItemsWrite, _>(&tonic::Request::new(())).unwrap_err();
 /// assert_eq!(status.code(), tonic::Code::Unauthenticated);
 /// ```
-pub fn require<R: RequiredScopes, T>(request: &Request<T>) -> Result<Principal, Status> {
+pub fn require<R: ScopeSet, T>(request: &Request<T>) -> Result<Principal, Status> {
     check_scopes(request.extensions(), R::SCOPES, R::ANY)
         .cloned()
         .map_err(|e| status(&e, request))

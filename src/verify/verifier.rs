@@ -1,68 +1,37 @@
-//! The one verifier. [`TokenGate`] holds the resolved configuration and the
-//! key cache; the layer, and every guard built on it, call into it and into
-//! nothing else.
+//! The one verifier: a token in, a [`Principal`] or an [`AuthError`] out.
+//! The layer, the extractors, the tonic helpers and
+//! [`TokenGate::verify`](crate::TokenGate::verify) all call it, and it knows
+//! nothing of how a refusal is answered.
+//!
+//! Verification is split in two so the common case needs no future: the
+//! synchronous [`Verifier::verify_now`] settles everything the caches and the
+//! current key snapshot can settle, and hands back a [`Pending`] step only
+//! when I/O is needed (keys to refresh, a token to introspect), which
+//! [`Verifier::finish`] does.
 
 use std::borrow::Cow;
 use std::sync::Arc;
-use std::time::Instant;
 
 use http::request::Parts;
 use http::{HeaderMap, Uri};
 
-use crate::bearer::{self, BearerPolicy};
-use crate::builder::TokenGateBuilder;
-use crate::error::{AuthError, InvalidToken, Responder, Unavailable};
-use crate::introspection::{IntrospectionMode, Introspector};
-use crate::jwks::{Jwks, JwksHealth, Refresh};
-use crate::jwt::{self, ClaimRules};
+use crate::authority::introspection::{IntrospectionMode, Introspector};
+use crate::authority::jwks::{Jwks, JwksHealth, Refresh};
+use crate::clock;
+use crate::error::{AuthError, InvalidToken, Unavailable};
 use crate::keys::Lookup;
-use crate::layer::TokenGateLayer;
 use crate::principal::Principal;
-use crate::token_cache::{self, TokenCache, TokenHash};
+use crate::token::bearer::{self, BearerPolicy};
+use crate::token::claims::ClaimRules;
+use crate::token::{self, TokenHash, jose};
+use crate::verify::token_cache::TokenCache;
 
-/// A configured resource server: verifies bearer tokens and answers failures.
-///
-/// Build it once at startup with [`TokenGate::builder`], then hand
-/// [`TokenGate::layer`] to your router. Cloning is cheap (one reference
-/// count); all clones share the key cache.
-///
-/// ```
-/// use tokengate::TokenGate;
-/// use tokengate::testing::TestIssuer;
-///
-/// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let issuer = TestIssuer::start().await?;
-/// let gate = TokenGate::builder()
-///     .issuer(issuer.issuer())
-///     .audience(issuer.audience())
-///     .build()
-///     .await?;
-///
-/// let token = issuer.token().scope("items:read").sign();
-/// let principal = gate.verify(&token).await?;
-/// assert!(principal.scopes().contains("items:read"));
-/// # Ok(()) }
-/// ```
-#[derive(Clone)]
-pub struct TokenGate {
-    pub(crate) inner: Arc<Gate>,
-}
-
-impl std::fmt::Debug for TokenGate {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenGate")
-            .field("issuer", &self.inner.rules.issuer)
-            .field("audiences", &self.inner.rules.audiences)
-            .finish_non_exhaustive()
-    }
-}
-
-pub(crate) struct Gate {
+/// The verifier: configuration, key set and caches. Knows tokens, keys and
+/// claims; nothing of responses.
+pub(crate) struct Verifier {
     pub(crate) jwks: Arc<Jwks>,
     pub(crate) rules: ClaimRules,
     pub(crate) bearer: BearerPolicy,
-    pub(crate) responder: Responder,
     pub(crate) token_cache: Option<TokenCache>,
     pub(crate) introspector: Option<Introspector>,
     /// False when the issuer publishes no keys: JWTs are then introspected.
@@ -72,7 +41,7 @@ pub(crate) struct Gate {
 /// The result of the synchronous part of verification.
 pub(crate) enum Step {
     Done(Result<Principal, AuthError>),
-    /// I/O is needed first; [`Gate::finish`] does it.
+    /// I/O is needed first; [`Verifier::finish`] does it.
     Pending(Pending),
 }
 
@@ -88,154 +57,44 @@ pub(crate) enum Pending {
     },
 }
 
-impl TokenGate {
-    /// Starts configuring a gate. See [`TokenGateBuilder`] for every option
-    /// and its default.
-    pub fn builder() -> TokenGateBuilder {
-        TokenGateBuilder::default()
-    }
-
-    /// The tower layer that authenticates every request.
-    ///
-    /// ```
-    /// # async fn demo(gate: tokengate::TokenGate) {
-    /// let app = axum::Router::new()
-    ///     .route("/", axum::routing::get(|| async { "hello" }))
-    ///     .layer(gate.layer());
-    /// # let _: axum::Router = app;
-    /// # }
-    /// ```
-    pub fn layer(&self) -> TokenGateLayer {
-        TokenGateLayer::new(self.clone())
-    }
-
-    /// A layer for routes where authentication is optional: requests with
-    /// no token pass with no [`Principal`] (handlers take
-    /// `Option<Principal>`); a token that is present must be valid.
-    ///
-    /// ```
-    /// # async fn demo(gate: tokengate::TokenGate) {
-    /// let app = axum::Router::new()
-    ///     .route("/", axum::routing::get(|| async { "hello, whoever you are" }))
-    ///     .layer(gate.optional_layer());
-    /// # let _: axum::Router = app;
-    /// # }
-    /// ```
-    pub fn optional_layer(&self) -> TokenGateLayer {
-        TokenGateLayer::new(self.clone()).optional()
-    }
-
-    /// Verifies a bearer token (without the `Bearer ` prefix) and returns its
-    /// principal. For places the layer does not reach: WebSocket upgrades,
-    /// message consumers, custom interceptors.
-    pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
-        if token.len() > self.inner.bearer.max_token_len {
+impl Verifier {
+    /// [`TokenGate::verify`](crate::TokenGate::verify): a bare token.
+    pub(crate) async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        if token.len() > self.bearer.max_token_len {
             return Err(AuthError::InvalidToken(InvalidToken::TooLong));
         }
         bearer::check_b64token(token.as_bytes())?;
-        match self.inner.verify_now(token) {
+        match self.verify_now(token) {
             Step::Done(result) => result,
-            Step::Pending(pending) => self.inner.finish(token, pending).await,
+            Step::Pending(pending) => self.finish(token, pending).await,
         }
     }
 
-    /// Authenticates request parts: extracts the bearer token exactly as the
-    /// layer does, then verifies it.
-    ///
-    /// ```
-    /// # async fn demo(gate: tokengate::TokenGate) {
-    /// let (parts, _body) = http::Request::new(()).into_parts();
-    /// let err = gate.authenticate(&parts).await.unwrap_err();
-    /// assert_eq!(err, tokengate::AuthError::MissingToken);
-    /// # }
-    /// ```
-    pub async fn authenticate(&self, parts: &Parts) -> Result<Principal, AuthError> {
-        let token = self.inner.extract(&parts.headers, &parts.uri)?;
-        match self.inner.verify_now(&token) {
+    /// [`TokenGate::authenticate`](crate::TokenGate::authenticate): the
+    /// token as the layer extracts it from request parts.
+    pub(crate) async fn authenticate(&self, parts: &Parts) -> Result<Principal, AuthError> {
+        let token = self.extract(&parts.headers, &parts.uri)?;
+        match self.verify_now(&token) {
             Step::Done(result) => result,
-            Step::Pending(pending) => self.inner.finish(&token, pending).await,
+            Step::Pending(pending) => self.finish(&token, pending).await,
         }
     }
 
-    /// The RFC 6750 response for `err`, as the layer would send it: the
-    /// right status, `WWW-Authenticate` with this gate's realm, `Retry-After`
-    /// on 503, and for gRPC (`grpc = true`) a trailers-only gRPC status.
-    ///
-    /// ```
-    /// # async fn demo(gate: tokengate::TokenGate) {
-    /// let response: http::Response<String> = gate.error_response(&tokengate::AuthError::MissingToken, false);
-    /// assert_eq!(response.status(), 401);
-    /// # }
-    /// ```
-    pub fn error_response<B: Default>(&self, err: &AuthError, grpc: bool) -> http::Response<B> {
-        self.inner.responder.response(err, grpc)
+    pub(crate) fn jwks_health(&self) -> JwksHealth {
+        self.jwks.health()
     }
 
-    /// The state of the key set cache: key count, age, last error.
-    pub fn jwks_health(&self) -> JwksHealth {
-        self.inner.jwks.health()
+    /// (entries, bytes) of the verified-token cache and of the
+    /// introspection cache.
+    pub(crate) fn cache_stats(&self) -> ((u64, u64), (u64, u64)) {
+        (
+            self.token_cache.as_ref().map_or((0, 0), TokenCache::stats),
+            self.introspector
+                .as_ref()
+                .map_or((0, 0), Introspector::cache_stats),
+        )
     }
 
-    /// How many entries the token caches hold, and how many bytes. Runs the
-    /// caches' pending maintenance first so the figures are exact: call it
-    /// from a metrics scrape or a health check, not per request.
-    ///
-    /// ```
-    /// use tokengate::TokenGate;
-    /// use tokengate::testing::TestIssuer;
-    ///
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// let issuer = TestIssuer::start().await?;
-    /// let gate = TokenGate::builder()
-    ///     .issuer(issuer.issuer())
-    ///     .audience(issuer.audience())
-    ///     .build()
-    ///     .await?;
-    /// gate.verify(&issuer.token().sign()).await?;
-    /// assert_eq!(gate.cache_stats().verified_tokens, 1);
-    /// # Ok(()) }
-    /// ```
-    pub fn cache_stats(&self) -> CacheStats {
-        let (verified_tokens, verified_token_bytes) = self
-            .inner
-            .token_cache
-            .as_ref()
-            .map_or((0, 0), TokenCache::stats);
-        let (introspection_answers, introspection_bytes) = self
-            .inner
-            .introspector
-            .as_ref()
-            .map_or((0, 0), Introspector::cache_stats);
-        CacheStats {
-            verified_tokens,
-            verified_token_bytes,
-            introspection_answers,
-            introspection_bytes,
-        }
-    }
-}
-
-/// Entry counts and sizes of a gate's token caches (see
-/// [`TokenGate::cache_stats`]). Sizes are the weights the caches are bounded
-/// by: an estimate of the heap bytes each entry holds, which never exceeds
-/// the configured capacity once maintenance has run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct CacheStats {
-    /// JWTs whose verification is remembered.
-    pub verified_tokens: u64,
-    /// Their total weight in bytes, within
-    /// [`verified_token_cache_bytes`](crate::TokenGateBuilder::verified_token_cache_bytes).
-    pub verified_token_bytes: u64,
-    /// Introspection answers remembered, active and inactive.
-    pub introspection_answers: u64,
-    /// Their total weight in bytes, within
-    /// [`introspection_cache_bytes`](crate::TokenGateBuilder::introspection_cache_bytes).
-    pub introspection_bytes: u64,
-}
-
-impl Gate {
     pub(crate) fn extract<'r>(
         &self,
         headers: &'r HeaderMap,
@@ -253,7 +112,7 @@ impl Gate {
     /// Everything that needs no I/O: cached answers, and JWT verification
     /// with the current key snapshot. Asks for I/O only on a cache miss.
     pub(crate) fn verify_now(&self, token: &str) -> Step {
-        let local_jwt = self.verify_jwt_locally && jwt::is_jws_compact(token);
+        let local_jwt = self.verify_jwt_locally && jose::is_jws_compact(token);
         let Some(introspector) = self.introspector() else {
             return if local_jwt {
                 self.verify_jwt_now(token)
@@ -276,8 +135,8 @@ impl Gate {
         if jwt.is_none() && !introspector.admits(token) {
             return Step::Done(Err(AuthError::InvalidToken(InvalidToken::Malformed)));
         }
-        let hash = token_cache::hash(token);
-        match introspector.cached(&hash, &self.rules, jwt::now_secs()) {
+        let hash = token::hash(token);
+        match introspector.cached(&hash, &self.rules, clock::unix_secs()) {
             Some(Ok(answer)) => Step::Done(Ok(jwt.unwrap_or(answer))),
             Some(Err(e)) => Step::Done(Err(e)),
             None => Step::Pending(Pending::Introspection { hash, jwt }),
@@ -290,17 +149,17 @@ impl Gate {
         // The header first: it is short, and a token it refuses (garbage, a
         // forbidden algorithm) costs no hash and no cache lookup. A cached
         // token passed these same checks when it was verified.
-        let jws = match jwt::parse(token, &self.rules) {
+        let jws = match jose::parse(token, &self.rules) {
             Ok(jws) => jws,
             Err(e) => return Step::Done(Err(AuthError::InvalidToken(e))),
         };
-        let now = jwt::now_secs();
+        let now = clock::unix_secs();
         let snapshot = self.jwks.snapshot();
-        let usable = snapshot.usable(Instant::now());
+        let usable = snapshot.usable(clock::now());
         let cached = self
             .token_cache
             .as_ref()
-            .map(|cache| (cache, token_cache::hash(token)));
+            .map(|cache| (cache, token::hash(token)));
         if usable
             && let Some((cache, hash)) = &cached
             && let Some(principal) = cache.get(hash, &snapshot.keys, now)
@@ -392,7 +251,7 @@ impl Gate {
             // answered, or the refresh budget is spent while it is healthy,
             // the kid is simply unknown (401).
             Step::Pending(Pending::Keys { .. }) => {
-                let keys_usable = self.jwks.snapshot().usable(Instant::now());
+                let keys_usable = self.jwks.snapshot().usable(clock::now());
                 let outage = !keys_usable || refresh == Refresh::Failed || self.jwks.failing();
                 if outage {
                     Err(AuthError::Unavailable(Unavailable::Keys))
@@ -408,16 +267,14 @@ impl Gate {
         jwks: Arc<Jwks>,
         rules: ClaimRules,
         bearer: BearerPolicy,
-        responder: Responder,
         token_cache: Option<TokenCache>,
         introspector: Option<Introspector>,
         verify_jwt_locally: bool,
     ) -> Self {
-        Gate {
+        Verifier {
             jwks,
             rules,
             bearer,
-            responder,
             token_cache,
             introspector,
             verify_jwt_locally,

@@ -7,7 +7,7 @@
 use reqwest::Url;
 use serde::Deserialize;
 
-use crate::fetch::{FetchError, Fetcher};
+use crate::authority::fetch::{FetchError, Fetcher};
 
 /// The metadata fields a resource server uses.
 ///
@@ -19,7 +19,7 @@ use crate::fetch::{FetchError, Fetcher};
 /// ```
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct AuthorizationServerMetadata {
+pub(crate) struct AuthorizationServerMetadata {
     /// The issuer identifier.
     pub issuer: String,
     /// Where the signing keys are published.

@@ -15,7 +15,7 @@
 //! - Hits also require the key set to be usable: once cached keys are too
 //!   stale to serve, cached tokens stop serving too.
 //! - Capacity is bounded in bytes (default 16 MiB): each entry weighs an
-//!   estimate of the heap it holds ([`weight`]), so a few huge tokens cannot
+//!   estimate of the heap it holds ([`cache_weight`]), so a few huge tokens cannot
 //!   hold more memory than many small ones. Eviction only costs a
 //!   re-verification.
 
@@ -23,60 +23,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use moka::sync::Cache;
-use sha2::{Digest, Sha256};
-use tokio::time::Instant;
 
+use crate::clock::{self, Instant};
 use crate::keys::{KeySet, VerifyingKey};
-use crate::principal::Principal;
+use crate::principal::{Principal, cache_weight};
+use crate::token::TokenHash;
 
-pub(crate) type TokenHash = [u8; 32];
-
-pub(crate) fn hash(token: &str) -> TokenHash {
-    Sha256::digest(token.as_bytes()).into()
-}
-
-/// The one clock of this cache's expiry decisions: tokio's, so tests can
-/// pause and advance it. moka's own clock only reclaims memory.
-fn clock_now() -> Instant {
-    Instant::now()
-}
-
-/// What an entry costs besides the claims it holds: moka's bookkeeping
-/// (its entry, access-order and timer nodes, the hash table slot), the key
-/// hash, the principal's fields and reference counts. Measured with a
-/// counting allocator in `benches/memory.rs` (which prints this estimate
-/// next to the measured figure).
+/// No entry outlives a day, so its expiry instant cannot overflow.
 const MAX_LIFETIME: Duration = Duration::from_secs(24 * 3600);
-
-pub(crate) const ENTRY_OVERHEAD: usize = 750;
-
-/// An entry's weight in bytes: the fixed overhead, the claims' JSON text
-/// (`claims_text` bytes) and what the principal copies out of it (audiences,
-/// scopes). Saturates at moka's `u32`.
-pub(crate) fn weight(principal: &Principal, claims_text: usize) -> u32 {
-    let audiences: usize = principal
-        .audiences()
-        .iter()
-        .map(|a| size_of::<String>() + a.len())
-        .sum();
-    let scopes: usize = principal
-        .scopes()
-        .iter()
-        .map(|s| size_of::<Box<str>>() + s.len())
-        .sum();
-    let bytes = ENTRY_OVERHEAD
-        .saturating_add(claims_text)
-        .saturating_add(audiences)
-        .saturating_add(scopes);
-    u32::try_from(bytes).unwrap_or(u32::MAX)
-}
 
 #[derive(Clone)]
 struct Entry {
     principal: Principal,
     key: Arc<VerifyingKey>,
     exp: u64,
-    /// `exp` + leeway on [`clock_now`]'s clock: past it, a hit is a miss.
+    /// `exp` + leeway on the crate's clock ([`clock::now`]; moka's own clock only reclaims memory): past it, a hit is a miss.
     expires: Instant,
     weight: u32,
 }
@@ -90,7 +51,7 @@ impl moka::Expiry<TokenHash, Entry> for UntilExpiry {
         entry: &Entry,
         _: std::time::Instant,
     ) -> Option<Duration> {
-        Some(entry.expires.saturating_duration_since(clock_now()))
+        Some(entry.expires.saturating_duration_since(clock::now()))
     }
 }
 
@@ -100,7 +61,7 @@ pub(crate) struct TokenCache {
 }
 
 impl TokenCache {
-    /// A cache of at most `capacity` bytes (by [`weight`]) for tokens
+    /// A cache of at most `capacity` bytes (by [`cache_weight`]) for tokens
     /// verified with `leeway` seconds of clock skew.
     pub(crate) fn new(capacity: u64, leeway: u64) -> Self {
         TokenCache {
@@ -118,7 +79,7 @@ impl TokenCache {
     pub(crate) fn get(&self, hash: &TokenHash, keys: &KeySet, now: u64) -> Option<Principal> {
         let entry = self.entries.get(hash)?;
         if now >= entry.exp.saturating_add(self.leeway)
-            || clock_now() >= entry.expires
+            || clock::now() >= entry.expires
             || !keys.still_has(entry.key.kid(), entry.key.thumbprint())
         {
             self.entries.invalidate(hash);
@@ -156,8 +117,8 @@ impl TokenCache {
                 principal: principal.clone(),
                 key: key.clone(),
                 exp,
-                expires: clock_now() + lifetime,
-                weight: weight(principal, payload / 4 * 3),
+                expires: clock::now() + lifetime,
+                weight: cache_weight(principal, payload / 4 * 3),
             },
         );
     }
@@ -175,6 +136,8 @@ mod tests {
     use super::*;
     use crate::keys::AlgorithmSet;
     use crate::principal::TokenSource;
+    use crate::principal::{ENTRY_OVERHEAD, cache_weight as weight};
+    use crate::token::hash;
     use serde_json::json;
 
     fn key(kid: &str, x: &str, y: &str) -> VerifyingKey {
@@ -202,7 +165,7 @@ mod tests {
     }
 
     fn now() -> u64 {
-        crate::jwt::now_secs()
+        crate::clock::unix_secs()
     }
 
     #[test]

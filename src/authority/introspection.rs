@@ -44,11 +44,9 @@
 //! [`introspection_cache_bytes`]: crate::TokenGateBuilder::introspection_cache_bytes
 //! [`timeout`]: crate::TokenGateBuilder::timeout
 
-use std::collections::HashMap;
 use std::fmt;
 use std::ops::{Bound, RangeBounds};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -57,22 +55,16 @@ use http::HeaderValue;
 use moka::sync::Cache;
 use reqwest::Url;
 use serde_json::Value;
-use tokio::sync::{OnceCell, Semaphore, TryAcquireError};
-use tokio::time::Instant;
+use tokio::sync::{Semaphore, TryAcquireError};
 
-use crate::claims::{self, Registered};
+use crate::clock::{self, Instant};
+use crate::authority::fetch::{FetchError, Fetcher};
 use crate::error::{AuthError, InvalidToken, Unavailable};
-use crate::fetch::{FetchError, Fetcher};
-use crate::jwt::{self, ClaimRules};
 use crate::keys::Algorithm;
-use crate::principal::{Principal, TokenSource};
-use crate::token_cache::{self, TokenHash};
-
-/// The one clock of this cache's expiry decisions: tokio's, so tests can
-/// pause and advance it. moka's own clock only reclaims memory.
-fn clock_now() -> Instant {
-    Instant::now()
-}
+use crate::single_flight::SingleFlight;
+use crate::principal::{ENTRY_OVERHEAD, Principal, TokenSource, cache_weight};
+use crate::token::TokenHash;
+use crate::token::claims::{self, ClaimRules, Registered};
 
 /// Which tokens go to the introspection endpoint.
 ///
@@ -280,7 +272,7 @@ impl fmt::Debug for Credentials {
 pub(crate) struct IntrospectionLimits {
     pub(crate) max_ttl: Duration,
     pub(crate) inactive_ttl: Duration,
-    /// Cache capacity in bytes, by [`token_cache::weight`].
+    /// Cache capacity in bytes, by [`cache_weight`].
     pub(crate) capacity: u64,
     pub(crate) concurrency: usize,
     /// How many requests may wait for a free upstream slot at once.
@@ -310,8 +302,8 @@ impl Answer {
                 principal,
                 text_len,
                 ..
-            } => token_cache::weight(principal, *text_len),
-            Answer::Inactive(_) => token_cache::ENTRY_OVERHEAD as u32,
+            } => cache_weight(principal, *text_len),
+            Answer::Inactive(_) => ENTRY_OVERHEAD as u32,
         }
     }
 }
@@ -319,7 +311,7 @@ impl Answer {
 #[derive(Clone)]
 struct Entry {
     answer: Answer,
-    /// On [`clock_now`]'s clock: past it, the entry is a miss.
+    /// On the crate's clock ([`clock::now`]; moka's own clock only reclaims memory): past it, the entry is a miss.
     expires: Instant,
     weight: u32,
 }
@@ -333,58 +325,7 @@ impl moka::Expiry<TokenHash, Entry> for UntilExpiry {
         entry: &Entry,
         _: std::time::Instant,
     ) -> Option<Duration> {
-        Some(entry.expires.saturating_duration_since(clock_now()))
-    }
-}
-
-type Flight = Arc<OnceCell<Result<Answer, Unavailable>>>;
-
-/// A request's share in the one upstream call for a token. The map entry
-/// leaves when the call completes (so a later request makes its own call
-/// rather than reuse a result that is not cached, such as a failure), or
-/// with the last share if every waiting request was dropped first (a client
-/// hanging up), so the map holds only calls someone still waits for.
-struct FlightGuard<'a> {
-    map: &'a Mutex<HashMap<TokenHash, Flight>>,
-    hash: TokenHash,
-    cell: Flight,
-}
-
-impl<'a> FlightGuard<'a> {
-    fn join(map: &'a Mutex<HashMap<TokenHash, Flight>>, hash: TokenHash) -> Self {
-        let cell = map
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(hash)
-            .or_default()
-            .clone();
-        FlightGuard { map, hash, cell }
-    }
-
-    /// The call is done: requests from now on start their own.
-    fn land(&self) {
-        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        if map
-            .get(&self.hash)
-            .is_some_and(|f| Arc::ptr_eq(f, &self.cell))
-        {
-            map.remove(&self.hash);
-        }
-    }
-}
-
-impl Drop for FlightGuard<'_> {
-    fn drop(&mut self) {
-        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        // Shares are only handed out under this lock, so the count is exact:
-        // the map's own reference plus ours means nobody else waits.
-        if map
-            .get(&self.hash)
-            .is_some_and(|f| Arc::ptr_eq(f, &self.cell))
-            && Arc::strong_count(&self.cell) <= 2
-        {
-            map.remove(&self.hash);
-        }
+        Some(entry.expires.saturating_duration_since(clock::now()))
     }
 }
 
@@ -420,7 +361,7 @@ pub(crate) struct Introspector {
     limits: IntrospectionLimits,
     shape: OpaqueTokenShape,
     cache: Cache<TokenHash, Entry>,
-    in_flight: Mutex<HashMap<TokenHash, Flight>>,
+    in_flight: SingleFlight<TokenHash, Result<Answer, Unavailable>>,
     slots: Semaphore,
     /// Requests waiting for a slot, at most `limits.queue`.
     waiting: AtomicUsize,
@@ -459,7 +400,7 @@ impl Introspector {
                 .build(),
             limits,
             shape,
-            in_flight: Mutex::new(HashMap::new()),
+            in_flight: SingleFlight::default(),
             slots: Semaphore::new(limits.concurrency.max(1)),
             waiting: AtomicUsize::new(0),
         }
@@ -489,7 +430,7 @@ impl Introspector {
     /// reclaimed it yet).
     fn fresh(&self, hash: &TokenHash) -> Option<Answer> {
         let entry = self.cache.get(hash)?;
-        if clock_now() >= entry.expires {
+        if clock::now() >= entry.expires {
             self.cache.invalidate(hash);
             return None;
         }
@@ -505,7 +446,7 @@ impl Introspector {
 
     #[cfg(test)]
     fn in_flight_len(&self) -> usize {
-        self.in_flight.lock().map_or(0, |m| m.len())
+        self.in_flight.len()
     }
 
     /// Asks the authorization server (once per token at a time).
@@ -515,26 +456,22 @@ impl Introspector {
         hash: TokenHash,
         rules: &ClaimRules,
     ) -> Result<Principal, AuthError> {
-        let flight = FlightGuard::join(&self.in_flight, hash);
-        let outcome = flight
-            .cell
-            .get_or_init(|| async {
-                let outcome = match self.fresh(&hash) {
+        // Shared only with the requests that join while the call is in the
+        // air: from then on the cache (or, after a failure, a new call)
+        // answers for this token.
+        let outcome = self
+            .in_flight
+            .run(hash, || async {
+                match self.fresh(&hash) {
                     Some(answer) => Ok(answer),
                     None => self.call(token, rules).await.inspect(|answer| {
                         self.remember(hash, answer);
                     }),
-                };
-                // Before the waiters wake: from here on the cache (or, for a
-                // failure, a new call) answers for this token.
-                flight.land();
-                outcome
+                }
             })
-            .await
-            .clone();
-        drop(flight);
+            .await;
         match outcome {
-            Ok(answer) => settle(answer, rules, jwt::now_secs()),
+            Ok(answer) => settle(answer, rules, clock::unix_secs()),
             Err(reason) => Err(AuthError::Unavailable(reason)),
         }
     }
@@ -543,7 +480,7 @@ impl Introspector {
         let lifetime = match answer {
             Answer::Active { exp, .. } => {
                 let until_exp = exp.map_or(self.limits.max_ttl, |exp| {
-                    Duration::from_secs(exp.saturating_sub(jwt::now_secs()))
+                    Duration::from_secs(exp.saturating_sub(clock::unix_secs()))
                 });
                 until_exp.min(self.limits.max_ttl)
             }
@@ -551,7 +488,7 @@ impl Introspector {
         };
         // A configured TTL of "forever" (`Duration::MAX`) must not overflow
         // the clock: thirty years is forever enough.
-        let now = clock_now();
+        let now = clock::now();
         let expires = now
             .checked_add(lifetime)
             .unwrap_or_else(|| now + Duration::from_secs(30 * 365 * 86_400));
@@ -606,7 +543,7 @@ impl Introspector {
         let answer = read_answer(
             &fetched.body,
             rules,
-            jwt::now_secs(),
+            clock::unix_secs(),
             self.limits.require_audience,
         )
         .map_err(|e| self.failed(&e))?;
@@ -656,7 +593,7 @@ impl Introspector {
                 let mut jti = [0u8; 16];
                 aws_lc_rs::rand::fill(&mut jti)
                     .map_err(|_| jsonwebtoken::errors::ErrorKind::InvalidKeyFormat)?;
-                let claims = assertion_claims(&c.client_id, &self.issuer, jwt::now_secs(), &jti);
+                let claims = assertion_claims(&c.client_id, &self.issuer, clock::unix_secs(), &jti);
                 let assertion = jsonwebtoken::encode(&header, &claims, key)?;
                 form.append_pair("client_id", &c.client_id);
                 form.append_pair(
@@ -827,7 +764,7 @@ mod tests {
             .build()
             .await
             .unwrap();
-        let introspector = gate.inner.introspector.as_ref().unwrap();
+        let introspector = gate.inner.verifier.introspector.as_ref().unwrap();
         for i in 0..50 {
             let token = format!("abandoned-{i}");
             let _ = tokio::time::timeout(Duration::from_millis(10), gate.verify(&token)).await;

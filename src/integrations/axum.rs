@@ -45,9 +45,11 @@ use axum_core::response::{IntoResponse, Response};
 use http::request::Parts;
 use serde::de::DeserializeOwned;
 
-use crate::error::{AuthError, Wire};
-use crate::guard::{GateContext, RequiredScopes, check_scopes, missing_principal, responder};
+use crate::error::AuthError;
 use crate::principal::Principal;
+use crate::requirement::{ScopeSet, check_scopes, missing_principal};
+use crate::response::Wire;
+use crate::verify::gate::{GateContext, responder};
 
 /// Why an extractor refused the request; answers like the layer would
 /// (the gate's realm and error detail).
@@ -424,7 +426,7 @@ impl<R> std::fmt::Debug for Scoped<R> {
     }
 }
 
-impl<S: Send + Sync, R: RequiredScopes> FromRequestParts<S> for Scoped<R> {
+impl<S: Send + Sync, R: ScopeSet> FromRequestParts<S> for Scoped<R> {
     type Rejection = AuthRejection;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {

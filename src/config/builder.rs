@@ -10,18 +10,19 @@ use std::time::Duration;
 use jsonwebtoken::jwk::JwkSet;
 use reqwest::Url;
 
-use crate::bearer::BearerPolicy;
-use crate::discovery::{self, DiscoveryError};
-use crate::error::{ErrorDetail, Responder};
-use crate::fetch::{FetchError, Fetcher, HttpLimits};
-use crate::gate::{Gate, TokenGate};
-use crate::introspection::{
+use crate::token::bearer::BearerPolicy;
+use crate::authority::discovery::{self, DiscoveryError};
+use crate::response::{ErrorDetail, Responder};
+use crate::authority::fetch::{FetchError, Fetcher, HttpLimits};
+use crate::verify::gate::{Shared, TokenGate};
+use crate::verify::verifier::Verifier;
+use crate::authority::introspection::{
     ClientAuth, Credentials, IntrospectionLimits, IntrospectionMode, Introspector, OpaqueTokenShape,
 };
-use crate::jwks::{Jwks, JwksTiming};
-use crate::jwt::ClaimRules;
+use crate::authority::jwks::{Jwks, JwksTiming};
+use crate::token::claims::ClaimRules;
 use crate::keys::{Algorithm, AlgorithmSet, KeySet, VerifyingKey};
-use crate::token_cache::TokenCache;
+use crate::verify::token_cache::TokenCache;
 
 /// Why a gate could not be built. Every variant is a configuration or
 /// startup problem, reported before the service takes traffic.
@@ -241,6 +242,14 @@ impl Default for TokenGateBuilder {
             introspection_shape: OpaqueTokenShape::new(),
             introspection_require_audience: false,
         }
+    }
+}
+
+impl TokenGate {
+    /// Starts configuring a gate. See [`TokenGateBuilder`] for every option
+    /// and its default.
+    pub fn builder() -> TokenGateBuilder {
+        TokenGateBuilder::default()
     }
 }
 
@@ -812,16 +821,18 @@ impl TokenGateBuilder {
         let responder =
             Responder::new(&realm, self.error_detail, self.retry_after.as_secs().max(1));
         Ok(TokenGate {
-            inner: Arc::new(Gate::new(
-                jwks,
-                rules,
-                bearer,
+            inner: Arc::new(Shared {
+                verifier: Verifier::new(
+                    jwks,
+                    rules,
+                    bearer,
+                    (self.token_cache_bytes > 0)
+                        .then(|| TokenCache::new(self.token_cache_bytes, self.leeway.as_secs())),
+                    introspector,
+                    verify_jwt_locally,
+                ),
                 responder,
-                (self.token_cache_bytes > 0)
-                    .then(|| TokenCache::new(self.token_cache_bytes, self.leeway.as_secs())),
-                introspector,
-                verify_jwt_locally,
-            )),
+            }),
         })
     }
 

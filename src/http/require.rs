@@ -1,0 +1,182 @@
+//! The route layer: [`RequireScopes`] refuses, before the handler runs, a
+//! request whose principal lacks the route's scopes. The check is
+//! [`ScopeRequirement::check`], the same as every other guard's; the answer
+//! is the gate's own.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use http::{Request, Response};
+use pin_project_lite::pin_project;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::requirement::{ScopeRequirement, ScopeSet};
+use crate::response::wire;
+use crate::verify::gate::respond;
+
+/// A layer that lets a request through only if its principal has the
+/// required scopes. Place it inside the [`TokenGate`] layer (in axum:
+/// `route_layer(RequireScopes::…)` on the route, `layer(gate.layer())` on
+/// the router).
+///
+/// ```
+/// use axum::{Router, routing::{get, post}};
+/// use tokengate::RequireScopes;
+/// # async fn demo(gate: tokengate::TokenGate) {
+/// let app: Router = Router::new()
+///     .route("/items", get(|| async { "list" }).route_layer(RequireScopes::any(["items:read", "admin"])))
+///     .route("/items/new", post(|| async { "created" }).route_layer(RequireScopes::all(["items:write"])))
+///     .layer(gate.layer());
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct RequireScopes {
+    requirement: ScopeRequirement,
+}
+
+impl RequireScopes {
+    /// Requires every one of `scopes` (see [`ScopeRequirement::all`]).
+    pub fn all<I, T>(scopes: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        RequireScopes {
+            requirement: ScopeRequirement::all(scopes),
+        }
+    }
+
+    /// Requires one of `scopes` (see [`ScopeRequirement::any`]); a refusal
+    /// names the first of them in the challenge's `scope` attribute.
+    pub fn any<I, T>(scopes: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        RequireScopes {
+            requirement: ScopeRequirement::any(scopes),
+        }
+    }
+
+    /// Requires what a [`ScopeSet`] type declares.
+    pub fn of<R: ScopeSet>() -> Self {
+        RequireScopes {
+            requirement: ScopeRequirement::of::<R>(),
+        }
+    }
+}
+
+impl From<ScopeRequirement> for RequireScopes {
+    fn from(requirement: ScopeRequirement) -> Self {
+        RequireScopes { requirement }
+    }
+}
+
+impl<S> Layer<S> for RequireScopes {
+    type Service = RequireScopesService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RequireScopesService {
+            inner,
+            requirement: self.requirement.clone(),
+        }
+    }
+}
+
+/// The service made by [`RequireScopes`].
+///
+/// ```
+/// # fn demo<S>(inner: S) {
+/// use tower_layer::Layer;
+/// let guarded = tokengate::RequireScopes::all(["items:read"]).layer(inner);
+/// assert_eq!(guarded.requirement(), &tokengate::ScopeRequirement::all(["items:read"]));
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct RequireScopesService<S> {
+    inner: S,
+    requirement: ScopeRequirement,
+}
+
+impl<S> RequireScopesService<S> {
+    /// What this guard requires.
+    pub fn requirement(&self) -> &ScopeRequirement {
+        &self.requirement
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RequireScopesService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: Default,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = GuardFuture<S::Future, ResBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        match self.requirement.check(req.extensions()) {
+            Ok(_) => GuardFuture {
+                state: GuardState::Call {
+                    fut: self.inner.call(req),
+                },
+            },
+            Err(err) => {
+                tracing::debug!(target: "tokengate", reason = %err, "request rejected by scope guard");
+                GuardFuture {
+                    state: GuardState::Reject {
+                        response: Some(respond(req.extensions(), &err, wire(&req))),
+                    },
+                }
+            }
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`RequireScopesService`].
+    pub struct GuardFuture<F, B> {
+        #[pin]
+        state: GuardState<F, B>,
+    }
+}
+
+pin_project! {
+    #[project = GuardProj]
+    enum GuardState<F, B> {
+        Call { #[pin] fut: F },
+        Reject { response: Option<Response<B>> },
+    }
+}
+
+impl<F, B, E> Future for GuardFuture<F, B>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<B>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            GuardProj::Call { fut } => fut.poll(cx),
+            GuardProj::Reject { response } => Poll::Ready(Ok(response
+                .take()
+                .expect("GuardFuture polled after completion"))),
+        }
+    }
+}

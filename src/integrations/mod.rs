@@ -1,0 +1,7 @@
+//! Framework adapters over the same verifier and renderer: axum extractors
+//! and tonic helpers, each behind its feature.
+
+#[cfg(feature = "axum")]
+pub mod axum;
+#[cfg(feature = "tonic")]
+pub mod tonic;

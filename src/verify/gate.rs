@@ -1,0 +1,174 @@
+//! [`TokenGate`], the handle users hold: the one verifier and the one
+//! renderer of its refusals, shared by every layer, guard and extractor made
+//! from it.
+
+use std::sync::{Arc, LazyLock};
+
+use http::request::Parts;
+use http::{Extensions, Response};
+
+use crate::authority::jwks::JwksHealth;
+use crate::error::AuthError;
+use crate::principal::Principal;
+use crate::response::{ErrorDetail, Responder, Wire};
+use crate::verify::verifier::Verifier;
+
+/// A configured resource server: verifies bearer tokens and answers failures.
+///
+/// Build it once at startup with [`TokenGate::builder`], then hand
+/// [`TokenGate::layer`] to your router. Cloning is cheap (one reference
+/// count); all clones share the key cache.
+///
+/// ```
+/// use tokengate::TokenGate;
+/// use tokengate::testing::TestIssuer;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let issuer = TestIssuer::start().await?;
+/// let gate = TokenGate::builder()
+///     .issuer(issuer.issuer())
+///     .audience(issuer.audience())
+///     .build()
+///     .await?;
+///
+/// let token = issuer.token().scope("items:read").sign();
+/// let principal = gate.verify(&token).await?;
+/// assert!(principal.scopes().contains("items:read"));
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct TokenGate {
+    pub(crate) inner: Arc<Shared>,
+}
+
+impl std::fmt::Debug for TokenGate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenGate")
+            .field("issuer", &self.inner.verifier.rules.issuer)
+            .field("audiences", &self.inner.verifier.rules.audiences)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenGate {
+    /// Verifies a bearer token (without the `Bearer ` prefix) and returns its
+    /// principal. For places the layer does not reach: WebSocket upgrades,
+    /// message consumers, custom interceptors.
+    pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        self.inner.verifier.verify(token).await
+    }
+
+    /// Authenticates request parts: extracts the bearer token exactly as the
+    /// layer does, then verifies it.
+    ///
+    /// ```
+    /// # async fn demo(gate: tokengate::TokenGate) {
+    /// let (parts, _body) = http::Request::new(()).into_parts();
+    /// let err = gate.authenticate(&parts).await.unwrap_err();
+    /// assert_eq!(err, tokengate::AuthError::MissingToken);
+    /// # }
+    /// ```
+    pub async fn authenticate(&self, parts: &Parts) -> Result<Principal, AuthError> {
+        self.inner.verifier.authenticate(parts).await
+    }
+
+    /// The RFC 6750 response for `err`, as the layer would send it: the
+    /// right status, `WWW-Authenticate` with this gate's realm, `Retry-After`
+    /// on 503, and for gRPC (`grpc = true`) a trailers-only gRPC status.
+    ///
+    /// ```
+    /// # async fn demo(gate: tokengate::TokenGate) {
+    /// let response: http::Response<String> = gate.error_response(&tokengate::AuthError::MissingToken, false);
+    /// assert_eq!(response.status(), 401);
+    /// # }
+    /// ```
+    pub fn error_response<B: Default>(&self, err: &AuthError, grpc: bool) -> http::Response<B> {
+        self.inner.responder.response(err, grpc)
+    }
+
+    /// The state of the key set cache: key count, age, last error.
+    pub fn jwks_health(&self) -> JwksHealth {
+        self.inner.verifier.jwks_health()
+    }
+
+    /// How many entries the token caches hold, and how many bytes. Runs the
+    /// caches' pending maintenance first so the figures are exact: call it
+    /// from a metrics scrape or a health check, not per request.
+    ///
+    /// ```
+    /// use tokengate::TokenGate;
+    /// use tokengate::testing::TestIssuer;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let issuer = TestIssuer::start().await?;
+    /// let gate = TokenGate::builder()
+    ///     .issuer(issuer.issuer())
+    ///     .audience(issuer.audience())
+    ///     .build()
+    ///     .await?;
+    /// gate.verify(&issuer.token().sign()).await?;
+    /// assert_eq!(gate.cache_stats().verified_tokens, 1);
+    /// # Ok(()) }
+    /// ```
+    pub fn cache_stats(&self) -> CacheStats {
+        let ((verified_tokens, verified_token_bytes), (introspection_answers, introspection_bytes)) =
+            self.inner.verifier.cache_stats();
+        CacheStats {
+            verified_tokens,
+            verified_token_bytes,
+            introspection_answers,
+            introspection_bytes,
+        }
+    }
+}
+
+/// Entry counts and sizes of a gate's token caches (see
+/// [`TokenGate::cache_stats`]). Sizes are the weights the caches are bounded
+/// by: an estimate of the heap bytes each entry holds, which never exceeds
+/// the configured capacity once maintenance has run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CacheStats {
+    /// JWTs whose verification is remembered.
+    pub verified_tokens: u64,
+    /// Their total weight in bytes, within
+    /// [`verified_token_cache_bytes`](crate::TokenGateBuilder::verified_token_cache_bytes).
+    pub verified_token_bytes: u64,
+    /// Introspection answers remembered, active and inactive.
+    pub introspection_answers: u64,
+    /// Their total weight in bytes, within
+    /// [`introspection_cache_bytes`](crate::TokenGateBuilder::introspection_cache_bytes).
+    pub introspection_bytes: u64,
+}
+
+
+/// What a gate is made of. One allocation, so a clone (one per request, for
+/// the extensions) is one reference count.
+pub(crate) struct Shared {
+    pub(crate) verifier: Verifier,
+    pub(crate) responder: Responder,
+}
+
+/// What the gate leaves in the extensions besides the principal, so guards
+/// answer with the same realm and detail as the gate itself.
+#[derive(Clone)]
+pub(crate) struct GateContext(pub(crate) TokenGate);
+
+static FALLBACK: LazyLock<Responder> =
+    LazyLock::new(|| Responder::new("api", ErrorDetail::Describe, 5));
+
+/// The answer to `err` for a request with these extensions: the gate's own
+/// mapping when the gate ran, a default one otherwise.
+pub(crate) fn respond<B: Default>(extensions: &Extensions, err: &AuthError, wire: Wire) -> Response<B> {
+    responder(extensions.get::<GateContext>()).response(err, wire)
+}
+
+/// The responder of the gate that ran, or a default one.
+pub(crate) fn responder(context: Option<&GateContext>) -> &Responder {
+    match context {
+        Some(GateContext(gate)) => &gate.inner.responder,
+        None => &FALLBACK,
+    }
+}
