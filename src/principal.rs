@@ -11,9 +11,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-use crate::token::claims::{Registered, Str};
 use crate::error::InvalidToken;
 use crate::scope::Scopes;
+use crate::token::claims::{Registered, Str};
 
 /// How the token was verified.
 ///

@@ -57,12 +57,12 @@ use reqwest::Url;
 use serde_json::Value;
 use tokio::sync::{Semaphore, TryAcquireError};
 
-use crate::clock::{self, Instant};
 use crate::authority::fetch::{FetchError, Fetcher};
+use crate::clock::{self, Instant};
 use crate::error::{AuthError, InvalidToken, Unavailable};
 use crate::keys::Algorithm;
-use crate::single_flight::SingleFlight;
 use crate::principal::{ENTRY_OVERHEAD, Principal, TokenSource, cache_weight};
+use crate::single_flight::SingleFlight;
 use crate::token::TokenHash;
 use crate::token::claims::{self, ClaimRules, Registered};
 

@@ -27,8 +27,8 @@ use serde_json::Value;
 
 use crate::authority::fetch::{FetchError, Fetcher};
 use crate::clock::{self, Instant};
-use crate::single_flight::SingleFlight;
 use crate::keys::{AlgorithmSet, KeySet, VerifyingKey};
+use crate::single_flight::SingleFlight;
 
 /// At most this many keys are read from one key set; the rest are ignored.
 const MAX_KEYS: usize = 256;

@@ -1,8 +1,165 @@
-//! Configuration, resolved once before the first request: the builder's
-//! settings grouped by concern, their validation, discovery and the first
-//! key set fetch. Imported by nobody but the crate root: everything else is
-//! built from what [`TokenGateBuilder::build`] hands it.
+//! Configuration, resolved once before the first request. [`TokenGateBuilder`]
+//! keeps its settings in typed groups, one per concern, each in its own file
+//! with its setters and its part of [`build`](TokenGateBuilder::build):
+//!
+//! - `claims.rs`: whose tokens are accepted (issuer, audiences, time
+//!   leeway, RFC 9068 strictness) and where tokens may come from;
+//! - `keys.rs`: the key source (discovery, `jwks_uri`, static keys, HMAC
+//!   secrets), algorithms, key set timing and the verified-token cache;
+//! - `introspection.rs`: RFC 7662 for opaque tokens;
+//! - `http.rs`: the bounds of every call to the authorization server and the
+//!   URL policy (https, or loopback http);
+//! - `answers.rs`: how refusals are answered (realm, detail, `Retry-After`).
+//!
+//! Imported by nobody but the crate root: everything else is built from what
+//! `build` hands it.
 
-mod builder;
+mod answers;
+mod claims;
+mod error;
+mod http;
+mod introspection;
+mod keys;
 
-pub use builder::{BuildError, TokenGateBuilder};
+use std::sync::Arc;
+
+use crate::authority::discovery;
+use crate::authority::jwks::JwksTiming;
+use crate::token::bearer::BearerPolicy;
+use crate::verify::gate::{Shared, TokenGate};
+use crate::verify::token_cache::TokenCache;
+use crate::verify::verifier::Verifier;
+
+pub use error::BuildError;
+
+/// Configures a [`TokenGate`].
+///
+/// | setting | default |
+/// |---|---|
+/// | [`issuer`](Self::issuer) | required |
+/// | [`audience`](Self::audience) | required, or [`accept_any_audience`](Self::accept_any_audience) |
+/// | key source | discovery from the issuer; or [`jwks_uri`](Self::jwks_uri), [`static_keys`](Self::static_keys), [`hmac_secret`](Self::hmac_secret) |
+/// | [`algorithms`](Self::algorithms) | RS256/384/512, PS256/384/512, ES256/384, EdDSA |
+/// | [`leeway`](Self::leeway) | 60 s |
+/// | [`strict_rfc9068`](Self::strict_rfc9068) | off (`typ` `at+jwt`, `JWT` or absent) |
+/// | [`max_token_length`](Self::max_token_length) | 16 KiB |
+/// | [`allow_query_token`](Self::allow_query_token) | off |
+/// | [`realm`](Self::realm) | the first audience, else `"api"` |
+/// | [`error_detail`](Self::error_detail) | [`ErrorDetail::Describe`](crate::ErrorDetail::Describe) |
+/// | [`retry_after`](Self::retry_after) | 5 s |
+/// | [`connect_timeout`](Self::connect_timeout) / [`timeout`](Self::timeout) | 2 s / 5 s |
+/// | [`max_response_bytes`](Self::max_response_bytes) | 1 MiB |
+/// | [`jwks_ttl`](Self::jwks_ttl) | 5 min, server `max-age` honoured within [`jwks_ttl_bounds`](Self::jwks_ttl_bounds) (30 s to 1 h) |
+/// | [`jwks_max_stale`](Self::jwks_max_stale) | 10 × TTL |
+/// | [`unknown_kid_refresh`](Self::unknown_kid_refresh) | 2 fetches per 30 s |
+/// | [`require_keys_at_startup`](Self::require_keys_at_startup) | on |
+/// | [`verified_token_cache_bytes`](Self::verified_token_cache_bytes) | 16 MiB (about 15 000 typical tokens) |
+/// | [`introspection_credentials`](Self::introspection_credentials) | none: opaque tokens are refused |
+/// | [`introspection_auth`](Self::introspection_auth) | `client_secret_basic` |
+/// | [`introspection_mode`](Self::introspection_mode) | opaque tokens only |
+/// | [`introspection_cache_ttl`](Self::introspection_cache_ttl) | 2 min (the revocation latency) |
+/// | [`introspection_inactive_ttl`](Self::introspection_inactive_ttl) | 10 s |
+/// | [`introspection_cache_bytes`](Self::introspection_cache_bytes) | 64 MiB (about 60 000 typical answers) |
+/// | [`introspection_concurrency`](Self::introspection_concurrency) | 64 calls in flight |
+/// | [`introspection_queue`](Self::introspection_queue) | 64 requests waiting for a call |
+/// | [`introspection_token_shape`](Self::introspection_token_shape) | any `b64token` |
+///
+/// ```
+/// use std::time::Duration;
+/// use tokengate::{Algorithm, TokenGate};
+/// use tokengate::testing::TestIssuer;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let issuer = TestIssuer::start().await?;
+/// let gate = TokenGate::builder()
+///     .issuer(issuer.issuer())
+///     .audience(issuer.audience())
+///     .algorithms([Algorithm::ES256, Algorithm::RS256])
+///     .leeway(Duration::from_secs(30))
+///     .jwks_ttl(Duration::from_secs(600))
+///     .build()
+///     .await?;
+/// # drop(gate);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct TokenGateBuilder {
+    issuer: Option<String>,
+    claims: claims::ClaimSettings,
+    bearer: BearerPolicy,
+    keys: keys::KeySettings,
+    jwks: JwksTiming,
+    introspection: introspection::IntrospectionSettings,
+    http: http::HttpSettings,
+    answers: answers::AnswerSettings,
+}
+
+impl Default for TokenGateBuilder {
+    fn default() -> Self {
+        TokenGateBuilder {
+            issuer: None,
+            claims: claims::ClaimSettings::default(),
+            bearer: claims::DEFAULT_BEARER,
+            keys: keys::KeySettings::default(),
+            jwks: keys::DEFAULT_JWKS_TIMING,
+            introspection: introspection::IntrospectionSettings::default(),
+            http: http::HttpSettings::default(),
+            answers: answers::AnswerSettings::default(),
+        }
+    }
+}
+
+impl TokenGate {
+    /// Starts configuring a gate. See [`TokenGateBuilder`] for every option
+    /// and its default.
+    pub fn builder() -> TokenGateBuilder {
+        TokenGateBuilder::default()
+    }
+}
+
+impl TokenGateBuilder {
+    /// Resolves the configuration: checks it, runs discovery, loads the keys,
+    /// and starts the background key refresh (which ends when the last clone
+    /// of the gate is dropped). Must run inside a tokio runtime.
+    pub async fn build(self) -> Result<TokenGate, BuildError> {
+        // Everything that needs no network is checked first, so a typo
+        // fails at once rather than after a discovery round trip.
+        let issuer = self.issuer.clone().ok_or(BuildError::MissingIssuer)?;
+        let issuer_url = self.http.checked_url("issuer", &issuer)?;
+        self.claims.check(&self.bearer)?;
+        let timing = self.jwks_timing()?;
+        let responder = self.answers.responder(&self.claims.audiences)?;
+        let (allowed, secrets) = self.keys.algorithms_and_secrets()?;
+        let fetcher = self.http.fetcher()?;
+
+        let introspecting = self.introspection.enabled();
+        let metadata = if self.keys.from_discovery(&secrets)
+            || (introspecting && self.introspection.endpoint.is_none())
+        {
+            Some(discovery::discover(&fetcher, &issuer, &issuer_url).await?)
+        } else {
+            None
+        };
+        let source = self
+            .key_source(allowed, secrets, timing, &fetcher, metadata.as_ref())
+            .await?;
+        let introspector = self.introspector(fetcher, metadata.as_ref(), &issuer)?;
+        let token_cache = (self.keys.token_cache_bytes > 0)
+            .then(|| TokenCache::new(self.keys.token_cache_bytes, self.claims.leeway.as_secs()));
+        Ok(TokenGate {
+            inner: Arc::new(Shared {
+                verifier: Verifier::new(
+                    source.jwks,
+                    self.claims.rules(issuer, allowed),
+                    self.bearer,
+                    token_cache,
+                    introspector,
+                    source.verify_jwt_locally,
+                ),
+                responder,
+            }),
+        })
+    }
+}

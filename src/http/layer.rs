@@ -17,12 +17,12 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::token::bearer;
 use crate::error::AuthError;
+use crate::principal::Principal;
 use crate::response::{Wire, wire};
+use crate::token::bearer;
 use crate::verify::gate::{GateContext, TokenGate};
 use crate::verify::verifier::{Pending, Step};
-use crate::principal::Principal;
 
 /// A [`Layer`] that authenticates requests with a [`TokenGate`].
 ///

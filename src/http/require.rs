@@ -17,7 +17,7 @@ use crate::response::wire;
 use crate::verify::gate::respond;
 
 /// A layer that lets a request through only if its principal has the
-/// required scopes. Place it inside the [`TokenGate`] layer (in axum:
+/// required scopes. Place it inside the [`TokenGate`](crate::TokenGate) layer (in axum:
 /// `route_layer(RequireScopes::…)` on the route, `layer(gate.layer())` on
 /// the router).
 ///

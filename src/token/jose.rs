@@ -9,10 +9,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 
-use crate::token::claims::{ClaimRules, Registered, Seen, Str, Strings, non_null_str};
 use crate::error::InvalidToken;
 use crate::keys::{Algorithm, VerifyingKey, parse_alg};
 use crate::principal::{Principal, TokenSource};
+use crate::token::claims::{ClaimRules, Registered, Seen, Str, Strings, non_null_str};
 
 /// A JWT split into its parts, with the header read and checked.
 /// `Debug` shows the algorithm and `kid` only: the rest is the token.

@@ -143,7 +143,6 @@ pub struct CacheStats {
     pub introspection_bytes: u64,
 }
 
-
 /// What a gate is made of. One allocation, so a clone (one per request, for
 /// the extensions) is one reference count.
 pub(crate) struct Shared {
@@ -161,7 +160,11 @@ static FALLBACK: LazyLock<Responder> =
 
 /// The answer to `err` for a request with these extensions: the gate's own
 /// mapping when the gate ran, a default one otherwise.
-pub(crate) fn respond<B: Default>(extensions: &Extensions, err: &AuthError, wire: Wire) -> Response<B> {
+pub(crate) fn respond<B: Default>(
+    extensions: &Extensions,
+    err: &AuthError,
+    wire: Wire,
+) -> Response<B> {
     responder(extensions.get::<GateContext>()).response(err, wire)
 }
 

@@ -1,0 +1,123 @@
+//! Whose tokens are accepted and where they may come from: the issuer, the
+//! audiences (RFC 8725 §3.9), the clock leeway, RFC 9068 strictness, the
+//! token length cap and the query-string opt-in (RFC 6750 §2.3).
+
+use std::time::Duration;
+
+use super::{BuildError, TokenGateBuilder};
+use crate::keys::AlgorithmSet;
+use crate::token::bearer::BearerPolicy;
+use crate::token::claims::ClaimRules;
+
+#[derive(Debug, Clone)]
+pub(super) struct ClaimSettings {
+    pub(super) audiences: Vec<String>,
+    pub(super) any_audience: bool,
+    pub(super) leeway: Duration,
+    pub(super) strict_rfc9068: bool,
+}
+
+impl Default for ClaimSettings {
+    fn default() -> Self {
+        ClaimSettings {
+            audiences: Vec::new(),
+            any_audience: false,
+            leeway: Duration::from_secs(60),
+            strict_rfc9068: false,
+        }
+    }
+}
+
+pub(super) const DEFAULT_BEARER: BearerPolicy = BearerPolicy {
+    max_token_len: 16 * 1024,
+    allow_query: false,
+};
+
+impl ClaimSettings {
+    pub(super) fn check(&self, bearer: &BearerPolicy) -> Result<(), BuildError> {
+        if self.audiences.is_empty() && !self.any_audience {
+            return Err(BuildError::MissingAudience);
+        }
+        if self.audiences.iter().any(String::is_empty) {
+            return Err(BuildError::InvalidConfig("an audience is empty"));
+        }
+        if bearer.max_token_len == 0 {
+            return Err(BuildError::InvalidConfig(
+                "max_token_length must be positive",
+            ));
+        }
+        Ok(())
+    }
+
+    pub(super) fn rules(&self, issuer: String, algorithms: AlgorithmSet) -> ClaimRules {
+        ClaimRules {
+            issuer,
+            audiences: if self.any_audience {
+                Vec::new()
+            } else {
+                self.audiences.clone()
+            },
+            leeway_secs: self.leeway.as_secs(),
+            strict_rfc9068: self.strict_rfc9068,
+            algorithms,
+        }
+    }
+}
+
+impl TokenGateBuilder {
+    /// The issuer identifier, exactly as tokens carry it in `iss` and as the
+    /// server's metadata names it (trailing slash included or not).
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuer = Some(issuer.into());
+        self
+    }
+
+    /// An audience this resource server accepts in `aud`. Call again to
+    /// accept several; a token needs one of them.
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.claims.audiences.push(audience.into());
+        self
+    }
+
+    /// Accepts tokens whatever their `aud`. Without an audience check a token
+    /// issued for any other service of the same issuer is accepted here too
+    /// (RFC 8725 §3.9): choose this only when the issuer serves this API alone.
+    pub fn accept_any_audience(mut self) -> Self {
+        self.claims.any_audience = true;
+        self
+    }
+
+    /// Clock skew tolerated for `exp`, `nbf` and `iat`. Default 60 s.
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.claims.leeway = leeway;
+        self
+    }
+
+    /// Requires RFC 9068 access tokens strictly: `typ` `at+jwt` and the
+    /// claims of §2.2 (`iss`, `exp`, `aud`, `sub`, `client_id`, `iat`,
+    /// `jti`). Default off: `typ` may also be `JWT` or absent, as many
+    /// issuers send.
+    pub fn strict_rfc9068(mut self, strict: bool) -> Self {
+        self.claims.strict_rfc9068 = strict;
+        self
+    }
+
+    /// The longest token accepted; longer ones are refused before parsing.
+    /// Default 16 KiB.
+    pub fn max_token_length(mut self, bytes: usize) -> Self {
+        self.bearer.max_token_len = bytes;
+        self
+    }
+
+    /// Also accepts the token in the `access_token` query parameter
+    /// (RFC 6750 §2.3). Off by default: URLs end up in logs and browser
+    /// history, which is why RFC 6750 discourages it. When on, the length
+    /// cap applies to the `access_token` value alone; a token taken from the
+    /// query is removed from the URI before the inner service sees it (every
+    /// other parameter kept as it was), and the service's answers get
+    /// `Cache-Control: private`.
+    pub fn allow_query_token(mut self, allow: bool) -> Self {
+        self.bearer.allow_query = allow;
+        self
+    }
+}
