@@ -3,37 +3,16 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
 use tokengate::testing::{Endpoint, Fault, TestIssuer};
 use tokengate::{Algorithm, TokenGate};
 
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test(flavor = "current_thread")]
 async fn tokens_and_secrets_never_reach_logs_responses_or_debug() {
     let capture = Capture::default();
-    let writer = capture.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let _guard = capture.install(tracing::Level::TRACE);
 
     let issuer = TestIssuer::start().await.unwrap();
     let secret = "hmac-secret-value-that-must-stay-hidden";
@@ -88,9 +67,21 @@ async fn tokens_and_secrets_never_reach_logs_responses_or_debug() {
             outputs.push(format!("{e} {e:?}"));
         }
     }
-    // An outage path too.
+    // An outage path too: the key set's 1 s TTL runs out while the JWKS
+    // endpoint is down, so the scheduled refresh fails and logs why.
     issuer.set_fault(Endpoint::Jwks, Some(Fault::Down));
-    tokio::time::sleep(Duration::from_millis(1300)).await;
+    tokio::time::pause();
+    tokio::time::advance(Duration::from_millis(1300)).await;
+    for _ in 0..10_000 {
+        if gate.jwks_health().consecutive_failures > 0 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert!(
+        gate.jwks_health().consecutive_failures > 0,
+        "the scheduled refresh ran into the outage"
+    );
     let answer = me(&app, &tokens[2]).await;
     outputs.push(format!("{:?} {:?}", answer.headers, answer.body));
     // And a success, whose principal is logged by a careless user.
@@ -101,7 +92,7 @@ async fn tokens_and_secrets_never_reach_logs_responses_or_debug() {
         .unwrap();
     outputs.push(format!("{ok:?} {gate:?} {builder_debug}"));
 
-    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let logs = capture.text();
     assert!(logs.contains("key set"), "the capture works: {logs}");
     let everything = format!("{logs}\n{}", outputs.join("\n"));
     assert!(!everything.contains(marker), "marker leaked:\n{everything}");

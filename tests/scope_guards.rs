@@ -3,9 +3,6 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use axum::Router;
 use axum::routing::get;
 use common::*;
@@ -345,19 +342,6 @@ async fn optional_routes_work_with_and_without_a_token() {
     let guarded = get_with(&app, "/greet/scoped", None).await;
     assert_eq!(guarded.status, StatusCode::UNAUTHORIZED);
     assert_eq!(guarded.challenge(), Some(realm(&issuer).as_str()));
-}
-
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 #[tokio::test(flavor = "current_thread")]

@@ -1,6 +1,10 @@
 //! Helpers shared by the integration tests: a gate on a test issuer and an
-//! axum app behind it that reports the principal.
+//! axum app behind it that reports the principal, a log capture, and floods
+//! of concurrent requests.
 #![allow(dead_code)]
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
 use axum::routing::get;
@@ -10,7 +14,7 @@ use http::{HeaderMap, Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tokengate::testing::TestIssuer;
-use tokengate::{Principal, TokenGate, TokenGateBuilder};
+use tokengate::{AuthError, Principal, TokenGate, TokenGateBuilder};
 use tower::ServiceExt;
 
 /// A builder already pointed at `issuer`, with its default audience.
@@ -114,4 +118,78 @@ pub fn assert_invalid_token(answer: &Answer) {
         "{:?}",
         answer.challenge()
     );
+}
+
+/// A `tracing` writer that keeps every byte written to it, so a test can read
+/// what was logged. Clones share one buffer.
+#[derive(Clone, Default)]
+pub struct Capture(pub Arc<Mutex<Vec<u8>>>);
+
+impl Capture {
+    /// Sends the current thread's events at `level` and above here (plain
+    /// text, no colours) until the guard is dropped.
+    pub fn install(&self, level: tracing::Level) -> tracing::subscriber::DefaultGuard {
+        let writer = self.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(level)
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::set_default(subscriber)
+    }
+
+    /// Everything logged so far.
+    pub fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).expect("UTF-8 logs")
+    }
+}
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Runs `each` on every item at once, each in its own task, and returns the
+/// outputs in the items' order: a flood of concurrent requests.
+pub async fn flood<I, F, Fut>(items: impl IntoIterator<Item = I>, each: F) -> Vec<Fut::Output>
+where
+    F: Fn(I) -> Fut,
+    Fut: Future + Send + 'static,
+    Fut::Output: Send + 'static,
+{
+    let tasks: Vec<_> = items
+        .into_iter()
+        .map(|item| tokio::spawn(each(item)))
+        .collect();
+    let mut outputs = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        outputs.push(task.await.expect("a flood task panicked"));
+    }
+    outputs
+}
+
+/// `gate.verify` of every token at once: see [`flood`].
+pub async fn flood_verify(
+    gate: &TokenGate,
+    tokens: impl IntoIterator<Item = String>,
+) -> Vec<Result<(), AuthError>> {
+    flood(tokens, |token| {
+        let gate = gate.clone();
+        async move { gate.verify(&token).await.map(|_| ()) }
+    })
+    .await
+}
+
+/// `GET /me` with every token at once: see [`flood`].
+pub async fn flood_me(app: &Router, tokens: impl IntoIterator<Item = String>) -> Vec<Answer> {
+    flood(tokens, |token| {
+        let app = app.clone();
+        async move { me(&app, &token).await }
+    })
+    .await
 }

@@ -1,4 +1,0 @@
-#[tokengate::require_scopes()]
-async fn handler() {}
-
-fn main() {}

@@ -1,5 +1,0 @@
-tokengate::scope_set! {
-    pub struct Bad = "tab\there";
-}
-
-fn main() {}

@@ -1,4 +1,0 @@
-#[tokengate::require_scopes("items write")]
-async fn handler() {}
-
-fn main() {}
