@@ -96,20 +96,20 @@
 
 // The layers, lowest first; each module imports only from the ones above it
 // in this list (no circles: `python3 ../shared/tools/circles.py`).
-mod clock;
-mod error;
-mod scope;
-mod single_flight;
-mod keys;
-mod token;
-mod principal;
 mod authority;
-mod response;
-mod verify;
-mod requirement;
+mod clock;
+mod config;
+mod error;
 mod http;
 mod integrations;
-mod config;
+mod keys;
+mod principal;
+mod requirement;
+mod response;
+mod scope;
+mod single_flight;
+mod token;
+mod verify;
 
 #[cfg(feature = "axum")]
 pub use integrations::axum;
@@ -138,12 +138,41 @@ pub use integrations::tonic;
 /// # let _: axum::Router =
 /// #     axum::Router::new().route("/", axum::routing::get(delete_item).post(list_items));
 /// ```
+///
+/// Each scope is checked with [`is_scope_token`], the rule the crate applies
+/// at run time, while the handler compiles (error E0080, pointing at the
+/// scope):
+///
+/// ```compile_fail,E0080
+/// #[tokengate::require_scopes("items write")]
+/// async fn handler() {}
+/// ```
+///
+/// ```compile_fail,E0080
+/// #[tokengate::require_scopes(any("items:read", "say\"hi\""))]
+/// async fn handler() {}
+/// ```
+///
+/// At least one scope, each a string literal:
+///
+/// ```compile_fail
+/// #[tokengate::require_scopes()]
+/// async fn handler() {}
+/// ```
+///
+/// ```compile_fail
+/// const SCOPE: &str = "items:read";
+/// #[tokengate::require_scopes(SCOPE)]
+/// async fn handler() {}
+/// ```
 #[cfg(feature = "macros")]
 pub use tokengate_macros::require_scopes;
 
 pub use authority::discovery::DiscoveryError;
 pub use authority::fetch::FetchError;
-pub use authority::introspection::{ClientAuth, IntrospectionMode, OpaqueTokenShape, TokenAlphabet};
+pub use authority::introspection::{
+    ClientAuth, IntrospectionMode, OpaqueTokenShape, TokenAlphabet,
+};
 pub use authority::jwks::JwksHealth;
 pub use config::{BuildError, TokenGateBuilder};
 pub use error::{AuthError, InvalidRequest, InvalidToken, Unavailable};

@@ -4,7 +4,7 @@
 
 use proc_macro::TokenStream;
 use proc_macro2::Span;
-use quote::{format_ident, quote};
+use quote::{format_ident, quote, quote_spanned};
 use syn::parse::Parser;
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
@@ -46,6 +46,21 @@ fn expand(
             "#[require_scopes] works on free-standing handler functions, not methods",
         ));
     }
+    // The scope syntax is checked by the library's own `is_scope_token`, in
+    // a constant the compiler evaluates: one rule, so the attribute cannot
+    // drift from what the crate accepts at run time. Spanned on the literal,
+    // so the error points at the bad scope.
+    let checks = scopes.iter().map(|lit| {
+        let message = format!(
+            "{:?} is not an RFC 6749 §3.3 scope: one or more visible ASCII characters other than '\"' and '\\', no spaces",
+            lit.value()
+        )
+        .replace('{', "{{")
+        .replace('}', "}}");
+        quote_spanned! {lit.span()=>
+            const _: () = ::core::assert!(::tokengate::is_scope_token(#lit), #message);
+        }
+    });
     let marker = format_ident!("__TokengateScopes_{}", handler.sig.ident);
     let vis = &handler.vis;
     let guard: FnArg = syn::parse_quote! { _: ::tokengate::axum::Scoped<#marker> };
@@ -60,6 +75,8 @@ fn expand(
             const SCOPES: &'static [&'static str] = &[#(#scopes),*];
             const ANY: bool = #any;
         }
+
+        #(#checks)*
 
         #handler
     })
@@ -99,20 +116,7 @@ fn literals(args: &Punctuated<Expr, Token![,]>, span: Span) -> syn::Result<Vec<L
         .map(|arg| match arg {
             Expr::Lit(ExprLit {
                 lit: Lit::Str(s), ..
-            }) => {
-                let value = s.value();
-                if is_scope_token(&value) {
-                    Ok(s.clone())
-                } else {
-                    Err(syn::Error::new(
-                        s.span(),
-                        format!(
-                            "{value:?} is not an RFC 6749 §3.3 scope: one or more visible ASCII \
-                             characters other than '\"' and '\\', no spaces"
-                        ),
-                    ))
-                }
-            }
+            }) => Ok(s.clone()),
             other => Err(syn::Error::new(
                 other.span(),
                 "expected a scope string literal",
@@ -121,10 +125,55 @@ fn literals(args: &Punctuated<Expr, Token![,]>, span: Span) -> syn::Result<Vec<L
         .collect()
 }
 
-/// RFC 6749 §3.3 `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )`, the same
-/// rule as `tokengate::is_scope_token` (which this crate cannot depend on).
-fn is_scope_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error(attr: proc_macro2::TokenStream, handler: ItemFn) -> String {
+        expand(attr, handler).unwrap_err().to_string()
+    }
+
+    fn handler() -> ItemFn {
+        syn::parse_quote! { async fn handler() {} }
+    }
+
+    #[test]
+    fn no_scope_is_an_error() {
+        assert_eq!(
+            error(quote!(), handler()),
+            "#[require_scopes] needs at least one scope"
+        );
+        assert_eq!(
+            error(quote!(any()), handler()),
+            "#[require_scopes] needs at least one scope"
+        );
+    }
+
+    #[test]
+    fn scopes_must_be_literals() {
+        assert_eq!(
+            error(quote!(SCOPE), handler()),
+            "expected a scope string literal"
+        );
+        assert_eq!(
+            error(quote!(some("a")), handler()),
+            "expected scope strings, `all(\"…\", …)` or `any(\"…\", …)`"
+        );
+    }
+
+    #[test]
+    fn methods_are_refused() {
+        let method: ItemFn = syn::parse_quote! { async fn handler(&self) {} };
+        assert!(error(quote!("a"), method).contains("not methods"));
+    }
+
+    #[test]
+    fn every_scope_is_checked_by_the_library_rule() {
+        let out = expand(quote!(any("items:read", "say\"hi\"")), handler())
+            .unwrap()
+            .to_string();
+        assert_eq!(out.matches(":: tokengate :: is_scope_token").count(), 2);
+        assert!(out.contains("is not an RFC 6749 §3.3 scope"));
+        assert!(out.contains("const ANY : bool = true"));
+    }
 }
