@@ -21,80 +21,43 @@ use std::sync::{Arc, Mutex};
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get};
+use axum::routing::{delete, get, post};
 use axum::{Extension, Json, Router};
 use serde_json::{Value, json};
 use tokengate::testing::TestIssuer;
-use tokengate::{AuthError, Principal, TokenGate};
+use tokengate::{Principal, RequireScopes, TokenGate};
 
-#[derive(Clone)]
-struct AppState {
-    gate: TokenGate,
-    items: Arc<Mutex<Vec<String>>>,
+type Items = Arc<Mutex<Vec<String>>>;
+
+// The scope checks are the route layers in `router`: a handler runs only
+// for a principal that has its route's scopes.
+
+async fn list_items(State(items): State<Items>) -> Json<Value> {
+    let items = items.lock().unwrap().clone();
+    Json(json!({ "items": items }))
 }
 
-impl AppState {
-    /// Until the scope guards land, a plain check that answers like them:
-    /// 403 with `WWW-Authenticate: Bearer error="insufficient_scope", scope="…"`.
-    #[allow(
-        clippy::result_large_err,
-        reason = "axum handlers return Response errors as they are"
-    )]
-    fn require(&self, principal: &Principal, scopes: &[&str]) -> Result<(), Response> {
-        if principal.scopes().contains_all(scopes) {
-            return Ok(());
-        }
-        let err = AuthError::InsufficientScope {
-            required: scopes.join(" "),
-        };
-        Err(self
-            .gate
-            .error_response::<axum::body::Body>(&err, false)
-            .into_response())
-    }
-}
-
-async fn list_items(
-    State(app): State<AppState>,
-    Extension(p): Extension<Principal>,
-) -> Result<Json<Value>, Response> {
-    app.require(&p, &["items:read"])?;
-    let items = app.items.lock().unwrap().clone();
-    Ok(Json(json!({ "items": items })))
-}
-
-async fn create_item(
-    State(app): State<AppState>,
-    Extension(p): Extension<Principal>,
-    body: String,
-) -> Result<(StatusCode, Json<Value>), Response> {
-    app.require(&p, &["items:write"])?;
+async fn create_item(State(items): State<Items>, body: String) -> (StatusCode, Json<Value>) {
     let name = if body.trim().is_empty() {
         "unnamed".to_owned()
     } else {
         body.trim().to_owned()
     };
-    let mut items = app.items.lock().unwrap();
+    let mut items = items.lock().unwrap();
     items.push(name.clone());
-    Ok((
+    (
         StatusCode::CREATED,
         Json(json!({ "id": items.len() - 1, "name": name })),
-    ))
+    )
 }
 
-async fn delete_item(
-    State(app): State<AppState>,
-    Extension(p): Extension<Principal>,
-    Path(id): Path<usize>,
-) -> Result<StatusCode, Response> {
-    app.require(&p, &["items:write", "admin"])?;
-    let mut items = app.items.lock().unwrap();
+async fn delete_item(State(items): State<Items>, Path(id): Path<usize>) -> StatusCode {
+    let mut items = items.lock().unwrap();
     if id < items.len() {
         items.remove(id);
-        Ok(StatusCode::NO_CONTENT)
+        StatusCode::NO_CONTENT
     } else {
-        Ok(StatusCode::NOT_FOUND)
+        StatusCode::NOT_FOUND
     }
 }
 
@@ -108,16 +71,26 @@ async fn me(Extension(p): Extension<Principal>) -> Json<Value> {
 }
 
 fn router(gate: TokenGate) -> Router {
-    let state = AppState {
-        gate: gate.clone(),
-        items: Arc::new(Mutex::new(vec!["first item".to_owned()])),
-    };
+    let items: Items = Arc::new(Mutex::new(vec!["first item".to_owned()]));
+    // Each method has its own requirement: 403 `insufficient_scope` with
+    // `scope="…"` naming what is missing, before the handler runs.
+    let read = || RequireScopes::all(["items:read"]);
+    let write = || RequireScopes::all(["items:write"]);
     let protected = Router::new()
-        .route("/items", get(list_items).post(create_item))
-        .route("/items/{id}", delete(delete_item))
+        .route(
+            "/items",
+            get(list_items)
+                .route_layer(read())
+                .merge(post(create_item).route_layer(write())),
+        )
+        .route(
+            "/items/{id}",
+            delete(delete_item).route_layer(RequireScopes::all(["items:write", "admin"])),
+        )
         .route("/me", get(me))
+        // Outside the guards: it authenticates, they authorize.
         .layer(gate.layer())
-        .with_state(state);
+        .with_state(items);
     Router::new()
         .route("/health", get(|| async { "ok" }))
         .merge(protected)

@@ -137,7 +137,7 @@ mod tests {
     async fn a_flight_everybody_abandoned_leaves_the_board() {
         let flights = Arc::new(SingleFlight::<u8, u32>::default());
         let f = flights.clone();
-        let waiter = tokio::spawn(async move { f.run(7, || std::future::pending::<u32>()).await });
+        let waiter = tokio::spawn(async move { f.run(7, std::future::pending::<u32>).await });
         tokio::task::yield_now().await;
         assert_eq!(flights.len(), 1);
         waiter.abort();

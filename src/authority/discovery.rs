@@ -9,28 +9,20 @@ use serde::Deserialize;
 
 use crate::authority::fetch::{FetchError, Fetcher};
 
-/// The metadata fields a resource server uses.
-///
-/// ```
-/// let m: tokengate::AuthorizationServerMetadata = serde_json::from_str(
-///     r#"{"issuer":"https://as.example","jwks_uri":"https://as.example/jwks"}"#,
-/// ).unwrap();
-/// assert_eq!(m.jwks_uri.as_deref(), Some("https://as.example/jwks"));
-/// ```
+/// The metadata fields a resource server uses; unknown members are ignored.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[non_exhaustive]
 pub(crate) struct AuthorizationServerMetadata {
     /// The issuer identifier.
-    pub issuer: String,
+    pub(crate) issuer: String,
     /// Where the signing keys are published.
     #[serde(default)]
-    pub jwks_uri: Option<String>,
+    pub(crate) jwks_uri: Option<String>,
     /// The RFC 7662 introspection endpoint.
     #[serde(default)]
-    pub introspection_endpoint: Option<String>,
+    pub(crate) introspection_endpoint: Option<String>,
     /// Client authentication methods the introspection endpoint accepts.
     #[serde(default)]
-    pub introspection_endpoint_auth_methods_supported: Option<Vec<String>>,
+    pub(crate) introspection_endpoint_auth_methods_supported: Option<Vec<String>>,
 }
 
 /// Why discovery failed.

@@ -78,7 +78,7 @@ pub(super) struct KeySource {
 
 impl KeySettings {
     /// Keys are found by discovery unless the user named a source.
-    pub(super) fn from_discovery(&self, secrets: &[VerifyingKey]) -> bool {
+    pub(super) fn keys_from_discovery(&self, secrets: &[VerifyingKey]) -> bool {
         self.static_keys.is_none() && secrets.is_empty() && self.jwks_uri.is_none()
     }
 

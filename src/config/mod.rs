@@ -135,7 +135,7 @@ impl TokenGateBuilder {
         let fetcher = self.http.fetcher()?;
 
         let introspecting = self.introspection.enabled();
-        let metadata = if self.keys.from_discovery(&secrets)
+        let metadata = if self.keys.keys_from_discovery(&secrets)
             || (introspecting && self.introspection.endpoint.is_none())
         {
             Some(discovery::discover(&fetcher, &issuer, &issuer_url).await?)
