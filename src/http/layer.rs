@@ -180,7 +180,7 @@ where
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future, S, ReqBody, ResBody>;
+    type Future = ResponseFuture<S, ReqBody>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -231,7 +231,7 @@ impl<S> TokenGateService<S> {
         pending: Pending,
         wire: Wire,
         private: bool,
-    ) -> ResponseFuture<S::Future, S, ReqBody, ResBody>
+    ) -> ResponseFuture<S, ReqBody>
     where
         S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
     {
@@ -313,17 +313,24 @@ fn reject<B: Default>(gate: &TokenGate, err: &AuthError, wire: Wire) -> Response
 }
 
 pin_project! {
-    /// The response future of [`TokenGateService`].
-    pub struct ResponseFuture<F, S, ReqBody, ResBody> {
+    /// The response future of [`TokenGateService`]: the inner service's
+    /// future, after verification when that needed I/O, or the rejection.
+    pub struct ResponseFuture<S, ReqBody>
+    where
+        S: Service<Request<ReqBody>>,
+    {
         #[pin]
-        state: State<F, S, ReqBody, ResBody>,
+        state: State<S, ReqBody>,
     }
 }
 
 pin_project! {
     #[project = StateProj]
-    enum State<F, S, ReqBody, ResBody> {
-        Reject { response: Option<Response<ResBody>> },
+    enum State<S, ReqBody>
+    where
+        S: Service<Request<ReqBody>>,
+    {
+        Reject { response: Option<S::Response> },
         Verify {
             verification: Verification,
             pending: Option<(Request<ReqBody>, S)>,
@@ -332,18 +339,18 @@ pin_project! {
             gate: TokenGate,
         },
         // `private`: the token came in the URL (see `mark_private`).
-        Call { #[pin] fut: F, private: bool },
+        Call { #[pin] fut: S::Future, private: bool },
     }
 }
 
-impl<F, S, ReqBody, ResBody> ResponseFuture<F, S, ReqBody, ResBody> {
-    fn call(fut: F, private: bool) -> Self {
+impl<S: Service<Request<ReqBody>>, ReqBody> ResponseFuture<S, ReqBody> {
+    fn call(fut: S::Future, private: bool) -> Self {
         ResponseFuture {
             state: State::Call { fut, private },
         }
     }
 
-    fn reject(response: Response<ResBody>) -> Self {
+    fn reject(response: S::Response) -> Self {
         ResponseFuture {
             state: State::Reject {
                 response: Some(response),
@@ -352,13 +359,12 @@ impl<F, S, ReqBody, ResBody> ResponseFuture<F, S, ReqBody, ResBody> {
     }
 }
 
-impl<F, S, ReqBody, ResBody, E> Future for ResponseFuture<F, S, ReqBody, ResBody>
+impl<S, ReqBody, ResBody> Future for ResponseFuture<S, ReqBody>
 where
-    F: Future<Output = Result<Response<ResBody>, E>>,
-    S: Service<Request<ReqBody>, Response = Response<ResBody>, Error = E, Future = F>,
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     ResBody: Default,
 {
-    type Output = Result<Response<ResBody>, E>;
+    type Output = Result<Response<ResBody>, S::Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut state = self.project().state;
