@@ -40,8 +40,10 @@
 //!
 //! ## Design
 //!
-//! - **One verifier.** [`TokenGate`] holds the configuration and the key
-//!   cache; the layer and everything built on it call the same code.
+//! - **One verifier, one renderer.** [`TokenGate`] holds the configuration,
+//!   the key cache and the renderer of refusals; the layer, the guards, the
+//!   extractors and the tonic helpers all call the same code and answer the
+//!   same way.
 //! - **The hot path takes no lock and makes no network call.** Keys are parsed
 //!   once into aws-lc-rs keys and read from a lock-free snapshot; the network
 //!   is reached only on a cache miss, and then once however many requests
@@ -57,6 +59,41 @@
 //! - **Bounded everything.** Token length, HTTP timeouts, response sizes,
 //!   refresh rates: each has a default and a builder method
 //!   ([`TokenGateBuilder`]).
+//!
+//! ## How the crate is laid out
+//!
+//! The folders of `src/` are the stages of a request's path, and each
+//! imports only from the stages below it (no import circles):
+//!
+//! | module | what it owns |
+//! |---|---|
+//! | `token/` | what arrives: RFC 6750 extraction (`bearer`), the compact JWS and its header (`jose`), the claims and their rules (`claims`); no I/O |
+//! | `keys/` | JWKs parsed once into aws-lc-rs keys, bound to their algorithms; the key set and `kid` lookup |
+//! | `authority/` | the authorization server: bounded fetches (`fetch`: timeouts, size cap, no redirects), discovery, the key set cache (`jwks`), introspection |
+//! | `verify/` | the one verifier, the verified-token cache, and [`TokenGate`], which joins the verifier with the one renderer |
+//! | `response.rs` | the one renderer: RFC 6750 challenges, gRPC and gRPC-Web statuses |
+//! | `requirement.rs` | what a route requires of the [`Principal`], checked by one function |
+//! | `http/` | the tower layers: [`TokenGateLayer`] authenticates, [`RequireScopes`] authorizes |
+//! | `integrations/` | axum extractors and tonic helpers over the same verifier and renderer |
+//! | `config/` | [`TokenGateBuilder`], split by concern; imported by nobody but the crate root |
+//! | `clock.rs`, `single_flight.rs` | the one clock (tokio's, so tests pause it) and the one "one call per key" helper |
+//!
+//! ## Types from other crates in this API
+//!
+//! Most of the API is this crate's own types. Three come from dependencies,
+//! chosen because a wrapper would only rename them; each ties our semver to
+//! theirs, which the changelog will call out:
+//!
+//! - [`Algorithm`] is `jsonwebtoken`'s: the JWS algorithm names every Rust
+//!   JOSE user already knows.
+//! - [`Jwk`] and [`JwkSet`] are `jsonwebtoken`'s JWK model, accepted by
+//!   [`TokenGateBuilder::static_keys`] (and deserializable from any JWKS).
+//! - [`TokenGateBuilder::http_client`] accepts a `reqwest::Client`, for
+//!   proxies, private CAs and client certificates; the builder's bounds and
+//!   redirect refusal apply to it all the same.
+//!
+//! Everything else users handle, errors included, is defined here, so the
+//! HTTP client and the JSON parser can change without breaking callers.
 //!
 //! ## The verified-token cache, and why it is sound
 //!
@@ -89,6 +126,9 @@
 //!
 //! - `testing`: [`testing::TestIssuer`], an in-process authorization server
 //!   for tests and examples.
+//! - `axum`: the extractors in [`axum`].
+//! - `tonic`: the helpers in [`tonic`].
+//! - `macros`: [`require_scopes`], for axum handlers (implies `axum`).
 
 #![warn(missing_docs)]
 #![deny(unreachable_pub, unsafe_code)]
