@@ -38,7 +38,7 @@ impl<K: Hash + Eq + Clone, V: Clone> SingleFlight<K, V> {
     {
         let share = Share::join(self, key);
         share
-            .cell
+            .cell()
             .get_or_init(|| async {
                 let value = work().await;
                 // Before the waiters wake: from here on, a new request starts
@@ -65,22 +65,32 @@ impl<K: Hash + Eq + Clone, V: Clone> SingleFlight<K, V> {
 struct Share<'a, K: Hash + Eq + Clone, V: Clone> {
     owner: &'a SingleFlight<K, V>,
     key: K,
-    cell: Arc<OnceCell<V>>,
+    /// Always `Some` until `drop`, which releases it under the lock.
+    cell: Option<Arc<OnceCell<V>>>,
 }
 
 impl<'a, K: Hash + Eq + Clone, V: Clone> Share<'a, K, V> {
     fn join(owner: &'a SingleFlight<K, V>, key: K) -> Self {
         let cell = owner.lock().entry(key.clone()).or_default().clone();
-        Share { owner, key, cell }
+        Share {
+            owner,
+            key,
+            cell: Some(cell),
+        }
+    }
+
+    fn cell(&self) -> &OnceCell<V> {
+        self.cell
+            .as_ref()
+            .expect("a share holds its seat until dropped")
     }
 
     /// The call completed: take the flight off the board, so later requests
     /// do not get this result.
     fn land(&self) {
         let mut flights = self.owner.lock();
-        if flights
-            .get(&self.key)
-            .is_some_and(|c| Arc::ptr_eq(c, &self.cell))
+        if let Some(cell) = &self.cell
+            && flights.get(&self.key).is_some_and(|c| Arc::ptr_eq(c, cell))
         {
             flights.remove(&self.key);
         }
@@ -89,16 +99,23 @@ impl<'a, K: Hash + Eq + Clone, V: Clone> Share<'a, K, V> {
 
 impl<K: Hash + Eq + Clone, V: Clone> Drop for Share<'_, K, V> {
     fn drop(&mut self) {
-        let mut flights = self.owner.lock();
-        // Seats are only handed out under this lock, so the count is exact:
-        // the map's reference plus ours means nobody else waits.
+        let flights = &mut self.owner.lock();
+        let Some(cell) = self.cell.take() else {
+            return;
+        };
+        // Seats are taken and given up only under this lock, and ours is
+        // given up before the lock is released, so the count is exact: the
+        // map's reference plus ours means nobody else waits. (Giving ours up
+        // after the lock would let two seats dropped at once each see the
+        // other, and leave the entry behind for good.)
         if flights
             .get(&self.key)
-            .is_some_and(|c| Arc::ptr_eq(c, &self.cell))
-            && Arc::strong_count(&self.cell) <= 2
+            .is_some_and(|c| Arc::ptr_eq(c, &cell))
+            && Arc::strong_count(&cell) <= 2
         {
             flights.remove(&self.key);
         }
+        drop(cell);
     }
 }
 
@@ -143,5 +160,34 @@ mod tests {
         waiter.abort();
         let _ = waiter.await;
         assert_eq!(flights.len(), 0);
+    }
+
+    #[test]
+    fn seats_abandoned_at_once_on_two_threads_leave_nothing_behind() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let flights = Arc::new(SingleFlight::<u32, u32>::default());
+            for key in 0..500 {
+                let waiters: Vec<_> = (0..2)
+                    .map(|_| {
+                        let f = flights.clone();
+                        tokio::spawn(async move { f.run(key, std::future::pending::<u32>).await })
+                    })
+                    .collect();
+                while flights.len() == 0 {
+                    tokio::task::yield_now().await;
+                }
+                for w in &waiters {
+                    w.abort();
+                }
+                for w in waiters {
+                    let _ = w.await;
+                }
+            }
+            assert_eq!(flights.len(), 0, "abandoned flights leaked");
+        });
     }
 }

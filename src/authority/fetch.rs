@@ -253,12 +253,7 @@ fn parse_max_age(value: &str) -> Option<Duration> {
                 continue;
             }
             seen = true;
-            max_age = arg
-                .trim()
-                .trim_matches('"')
-                .parse::<u64>()
-                .ok()
-                .map(Duration::from_secs);
+            max_age = delta_seconds(arg.trim().trim_matches('"')).map(Duration::from_secs);
         }
     }
     max_age
@@ -271,13 +266,38 @@ fn parse_age(headers: &HeaderMap) -> Duration {
         .get(header::AGE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(',').next())
-        .and_then(|v| v.trim().parse::<u64>().ok())
+        .and_then(|v| delta_seconds(v.trim()))
         .map_or(Duration::ZERO, Duration::from_secs)
+}
+
+/// RFC 9111 §1.2.2 `delta-seconds = 1*DIGIT`; a value too large to
+/// represent is the largest one (it must not wrap, or be read as zero).
+fn delta_seconds(s: &str) -> Option<u64> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(s.parse::<u64>().unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn delta_seconds_too_large_saturate() {
+        assert_eq!(
+            parse_max_age("max-age=99999999999999999999"),
+            Some(Duration::from_secs(u64::MAX))
+        );
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::AGE,
+            HeaderValue::from_static("99999999999999999999"),
+        );
+        assert_eq!(parse_age(&headers), Duration::from_secs(u64::MAX));
+        headers.insert(header::AGE, HeaderValue::from_static("-5"));
+        assert_eq!(parse_age(&headers), Duration::ZERO);
+    }
 
     #[test]
     fn max_age_parsing() {

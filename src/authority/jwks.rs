@@ -132,7 +132,10 @@ pub(crate) struct Jwks {
     current: ArcSwap<Snapshot>,
     /// Held by whoever fetches: the scheduled refresh, or an unplanned one.
     fetch_lock: tokio::sync::Mutex<()>,
-    unplanned: SingleFlight<(), Refresh>,
+    /// Keyed by the generation the caller saw: a request that already saw
+    /// a newer set does not wait for (and take the answer of) a refresh
+    /// started for an older one.
+    unplanned: SingleFlight<u64, Refresh>,
     state: Mutex<State>,
     fetches: AtomicU64,
 }
@@ -231,7 +234,7 @@ impl Jwks {
         }
         let this = Arc::clone(self);
         self.unplanned
-            .run((), || async move {
+            .run(seen, || async move {
                 // A flight may have landed between our look and boarding.
                 if this.current.load().generation != seen {
                     return Refresh::Done;

@@ -275,6 +275,14 @@ fn take_query_token<B>(req: &mut Request<B>, gate: &TokenGate) -> Result<bool, A
     }
     match bearer::strip_query_token(req.uri())? {
         Some(uri) => {
+            // axum's router keeps the URI as it arrived in `OriginalUri`
+            // before route layers run: it must not keep the token either.
+            #[cfg(feature = "axum")]
+            if let Some(original) = req.extensions_mut().get_mut::<axum::extract::OriginalUri>()
+                && let Ok(Some(stripped)) = bearer::strip_query_token(&original.0)
+            {
+                original.0 = stripped;
+            }
             *req.uri_mut() = uri;
             Ok(true)
         }
@@ -293,10 +301,15 @@ fn mark_private<B>(response: &mut Response<B>) {
         for directive in value.to_str().unwrap_or_default().split(',') {
             let directive = directive.trim();
             let name = directive.split('=').next().unwrap_or_default().trim();
-            if name.eq_ignore_ascii_case("private") || name.eq_ignore_ascii_case("no-store") {
+            // Only a bare `private` keeps shared caches out: the qualified
+            // form (`private="set-cookie"`, RFC 9111 §5.2.2.7) lets them
+            // store the rest of the answer, so it gives way to the bare one.
+            if directive.eq_ignore_ascii_case("private") || name.eq_ignore_ascii_case("no-store") {
                 return;
             }
-            if !directive.is_empty() && !name.eq_ignore_ascii_case("public") {
+            let dropped =
+                name.eq_ignore_ascii_case("public") || name.eq_ignore_ascii_case("private");
+            if !directive.is_empty() && !dropped {
                 directives.push(directive.to_owned());
             }
         }
