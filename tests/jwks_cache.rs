@@ -10,7 +10,56 @@ use std::time::Duration;
 use common::*;
 use http::StatusCode;
 use tokengate::testing::{Endpoint, Fault, TestIssuer};
-use tokengate::{AuthError, BuildError, FetchError, InvalidToken, Unavailable};
+use tokengate::{AuthError, BuildError, FetchError, InvalidToken, TokenGate, Unavailable};
+
+/// Moves tokio's clock `by` ahead in one jump, firing every timer it passes
+/// (the refresher's sleep; the TTL and the refresh budget's window are read
+/// from the clock), and lets a refresh the jump woke begin: it counts its
+/// fetch in [`JwksHealth::fetches`](tokengate::JwksHealth) before its first
+/// await, so right after the jump that count tells what the jump set off, at
+/// exactly the jumped time.
+///
+/// The clock runs again afterwards: while it is paused, tokio auto-advances
+/// it whenever the runtime waits, on a socket too, so a fetch from the test
+/// issuer could time out at once. Yielding while paused is safe: the runtime
+/// then only polls for I/O, it does not wait.
+async fn jump(by: Duration) {
+    // A task spawned just now (the refresher, by `build`) must reach its
+    // sleep before the clock stops: a timer set while the clock is frozen
+    // fires at the next millisecond tick, which yielding never reaches.
+    run_ready_tasks().await;
+    tokio::time::pause();
+    tokio::time::advance(by).await;
+    run_ready_tasks().await;
+    tokio::time::resume();
+}
+
+/// A few turns of the runtime, so every task that is ready runs until it
+/// waits.
+async fn run_ready_tasks() {
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Waits, a bounded while on the running clock, until `done` holds: for the
+/// fetch a jump set off to cross loopback and land. Wait for the gate to
+/// take the answer, not for the test issuer to count the request: the
+/// refresher's next sleep starts only then, and the next jump must find it.
+async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    for _ in 0..400 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("after 2 s, still not: {what}");
+}
+
+/// Fetches the gate's key set started, and those the test issuer received.
+fn fetches(gate: &TokenGate, issuer: &TestIssuer) -> (u64, usize) {
+    (gate.jwks_health().fetches, issuer.requests(Endpoint::Jwks))
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_concurrent_requests_with_a_new_kid_cause_one_fetch() {
@@ -65,7 +114,7 @@ async fn the_refresh_budget_comes_back_after_the_window() {
     assert!(gate.verify(&made_up).await.is_err());
     assert!(gate.verify(&made_up).await.is_err());
     assert_eq!(issuer.requests(Endpoint::Jwks), 2);
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    jump(Duration::from_millis(600)).await;
     // A real rotation after the window is picked up at once.
     let kid = issuer.add_key(tokengate::Algorithm::EdDSA);
     assert!(gate.verify(&issuer.token().key(&kid).sign()).await.is_ok());
@@ -94,16 +143,23 @@ async fn rotation_accepts_new_keys_and_drops_removed_ones() {
 #[tokio::test]
 async fn keys_are_refreshed_in_the_background_after_the_ttl() {
     let issuer = TestIssuer::start().await.unwrap();
-    let _gate = builder(&issuer)
+    let gate = builder(&issuer)
         .jwks_ttl(Duration::from_secs(1))
         .jwks_ttl_bounds(Duration::from_secs(1), Duration::from_secs(60))
         .build()
         .await
         .unwrap();
-    assert_eq!(issuer.requests(Endpoint::Jwks), 1);
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    let fetches = issuer.requests(Endpoint::Jwks);
-    assert!((2..=4).contains(&fetches), "{fetches} fetches");
+    assert_eq!(fetches(&gate, &issuer), (1, 1));
+    for round in 2..=3 {
+        let before = gate.jwks_health().fetched_at;
+        jump(Duration::from_millis(1100)).await;
+        assert_eq!(gate.jwks_health().fetches, round as u64, "refresh began");
+        eventually("a scheduled refresh", || {
+            gate.jwks_health().fetched_at != before
+        })
+        .await;
+        assert_eq!(fetches(&gate, &issuer), (round as u64, round));
+    }
 }
 
 #[tokio::test]
@@ -115,14 +171,29 @@ async fn cache_control_max_age_is_honoured_within_bounds() {
         .build()
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(1600)).await;
-    assert!(issuer.requests(Endpoint::Jwks) >= 2);
+    // The default TTL is 300 s: only `max-age=1` refreshes this soon.
+    let before = gate.jwks_health().fetched_at;
+    jump(Duration::from_millis(1600)).await;
+    assert_eq!(gate.jwks_health().fetches, 2, "refresh began");
+    eventually("a refresh after max-age", || {
+        gate.jwks_health().fetched_at != before
+    })
+    .await;
+    assert_eq!(fetches(&gate, &issuer), (2, 2));
     // The default lower bound (30 s) overrides a tiny max-age.
     let issuer = TestIssuer::start().await.unwrap();
     issuer.set_jwks_max_age(Some(0));
-    let _clamped = gate_with_defaults(&issuer).await;
-    tokio::time::sleep(Duration::from_millis(1200)).await;
-    assert_eq!(issuer.requests(Endpoint::Jwks), 1);
+    let clamped = gate_with_defaults(&issuer).await;
+    jump(Duration::from_secs(29)).await;
+    assert_eq!(fetches(&clamped, &issuer), (1, 1));
+    let before = clamped.jwks_health().fetched_at;
+    jump(Duration::from_secs(2)).await;
+    assert_eq!(clamped.jwks_health().fetches, 2, "refresh began");
+    eventually("a refresh after the lower bound", || {
+        clamped.jwks_health().fetched_at != before
+    })
+    .await;
+    assert_eq!(fetches(&clamped, &issuer), (2, 2));
     drop(gate);
 }
 
@@ -141,7 +212,12 @@ async fn an_outage_with_cached_keys_keeps_valid_tokens_working() {
         .unwrap();
     let app = app(&gate);
     issuer.set_fault(Endpoint::Jwks, Some(Fault::Down));
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    jump(Duration::from_millis(1500)).await;
+    assert_eq!(gate.jwks_health().fetches, 2, "refresh began");
+    eventually("a failed scheduled refresh", || {
+        gate.jwks_health().consecutive_failures >= 1
+    })
+    .await;
     let health = gate.jwks_health();
     assert!(health.consecutive_failures >= 1, "{health:?}");
     assert!(health.stale && health.usable, "{health:?}");
@@ -158,7 +234,13 @@ async fn an_outage_with_cached_keys_keeps_valid_tokens_working() {
 
     // Healing: the next background refresh succeeds.
     issuer.set_fault(Endpoint::Jwks, None);
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let before = gate.jwks_health().fetches;
+    jump(Duration::from_millis(2500)).await;
+    assert_eq!(gate.jwks_health().fetches, before + 1, "retry began");
+    eventually("a successful scheduled refresh", || {
+        gate.jwks_health().consecutive_failures == 0
+    })
+    .await;
     let health = gate.jwks_health();
     assert_eq!(health.consecutive_failures, 0, "{health:?}");
     assert!(!health.stale);
@@ -175,7 +257,7 @@ async fn stale_keys_stop_serving_after_max_stale() {
         .await
         .unwrap();
     issuer.set_fault(Endpoint::Jwks, Some(Fault::Status(500)));
-    tokio::time::sleep(Duration::from_millis(2300)).await;
+    jump(Duration::from_millis(2300)).await;
     assert_eq!(
         gate.verify(&issuer.token().sign()).await.unwrap_err(),
         AuthError::Unavailable(Unavailable::Keys)
@@ -320,7 +402,7 @@ async fn a_cached_token_still_expires() {
         .unwrap();
     let token = issuer.token().expires_in(1).sign();
     assert!(gate.verify(&token).await.is_ok());
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    jump(Duration::from_millis(2100)).await;
     assert_eq!(
         gate.verify(&token).await.unwrap_err(),
         AuthError::InvalidToken(InvalidToken::Expired)
