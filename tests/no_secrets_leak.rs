@@ -70,8 +70,15 @@ async fn tokens_and_secrets_never_reach_logs_responses_or_debug() {
     // An outage path too: the key set's 1 s TTL runs out while the JWKS
     // endpoint is down, so the scheduled refresh fails and logs why.
     issuer.set_fault(Endpoint::Jwks, Some(Fault::Down));
+    // Let the refresher arm its timer on the running clock, jump past the
+    // TTL, and run the rest (loopback I/O) on the running clock again, so a
+    // paused clock cannot fire an I/O timeout by itself.
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
     tokio::time::pause();
     tokio::time::advance(Duration::from_millis(1300)).await;
+    tokio::time::resume();
     for _ in 0..10_000 {
         if gate.jwks_health().consecutive_failures > 0 {
             break;
