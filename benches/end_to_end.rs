@@ -19,6 +19,8 @@
 //! `cargo bench --bench end_to_end` (under a minute). Seconds per run:
 //! `TOKENGATE_BENCH_SECS` (default 2).
 
+mod common;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -71,11 +73,7 @@ fn serve(
     let (addr_tx, addr_rx) = std::sync::mpsc::channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let handle = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(workers)
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = common::runtime(workers);
         rt.block_on(async move {
             let mut app = Router::new().route("/items", get(|| async { "ok" }));
             if let Some(gate) = gate {
@@ -214,11 +212,7 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(2.0);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = common::runtime(1);
     let issuer = rt.block_on(TestIssuer::start()).unwrap();
     let kid = issuer.add_key(Algorithm::ES256);
     let jwks: JwkSet = serde_json::from_value(issuer.jwks()).unwrap();
@@ -232,13 +226,7 @@ fn main() {
         )
         .unwrap()
     };
-    let mint = |n: usize| -> Arc<Vec<String>> {
-        Arc::new(
-            (0..n)
-                .map(|_| issuer.token().key(&kid).scope("items:read").sign())
-                .collect(),
-        )
-    };
+    let mint = |n: usize| Arc::new(common::tokens(&issuer, &kid, "items:read", n));
     let pool = (secs * 30_000.0) as usize;
     eprintln!("minting {pool} ES256 tokens...");
     let distinct = mint(pool);

@@ -16,6 +16,8 @@
 //!
 //! `cargo bench --bench memory` (under a minute).
 
+mod common;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
 
@@ -115,17 +117,7 @@ async fn main() {
     let jwks: JwkSet = serde_json::from_value(issuer.jwks()).unwrap();
 
     // A typical access token: iss, aud, sub, client_id, iat, exp, jti, scope.
-    let mint = |n: usize| -> Vec<String> {
-        (0..n)
-            .map(|_| {
-                issuer
-                    .token()
-                    .key(&kid)
-                    .scope("items:read items:write")
-                    .sign()
-            })
-            .collect()
-    };
+    let mint = |n: usize| common::tokens(&issuer, &kid, "items:read items:write", n);
     let (first, second) = (mint(N), mint(N));
     let sample = first[0].len();
     let gate = TokenGate::builder()

@@ -23,6 +23,8 @@
 //! measurement: `TOKENGATE_BENCH_ROUNDS` (default 3) and
 //! `TOKENGATE_BENCH_SECS` (default 1).
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::future::Future;
@@ -114,15 +116,7 @@ impl Alg {
         let kid = issuer.add_key(ours);
         let jwks: JwkSet = serde_json::from_value(issuer.jwks()).unwrap();
         let jwk = jwks.find(&kid).unwrap().clone();
-        let tokens = (0..pool)
-            .map(|_| {
-                issuer
-                    .token()
-                    .key(&kid)
-                    .scope("items:read items:write")
-                    .sign()
-            })
-            .collect();
+        let tokens = common::tokens(issuer, &kid, "items:read items:write", pool);
         Alg {
             name,
             alg: name.parse().unwrap(),
@@ -151,11 +145,7 @@ struct Fixture {
 
 impl Fixture {
     fn new(pool: usize) -> Fixture {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = common::runtime(1);
         let issuer = rt.block_on(TestIssuer::start()).unwrap();
         let algs = vec![
             Alg::new(&issuer, "RS256", Algorithm::RS256, pool),

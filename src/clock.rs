@@ -10,8 +10,10 @@
 //!   clock: zero in production (both read the same clock), and exactly the
 //!   paused-and-advanced offset in a test, so `advance(61 s)` makes a token
 //!   with `exp = now + 60` expire.
+//! - [`UntilExpiry`] lets the moka caches evict an entry at its deadline on
+//!   this clock.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub(crate) use tokio::time::Instant;
 
@@ -37,4 +39,20 @@ pub(crate) fn unix_secs() -> u64 {
         .unwrap_or(wall)
         .duration_since(UNIX_EPOCH)
         .map_or(u64::MAX, |d| d.as_secs())
+}
+
+/// A cache entry that knows its deadline on [`now`]'s clock.
+pub(crate) trait ExpiresAt {
+    fn expires(&self) -> Instant;
+}
+
+/// Evicts each moka entry at its own deadline, read on this clock rather
+/// than moka's. Moka's eviction only reclaims memory: the caches still treat
+/// an entry past its deadline as a miss.
+pub(crate) struct UntilExpiry;
+
+impl<K, V: ExpiresAt> moka::Expiry<K, V> for UntilExpiry {
+    fn expire_after_create(&self, _: &K, entry: &V, _: std::time::Instant) -> Option<Duration> {
+        Some(entry.expires().saturating_duration_since(now()))
+    }
 }

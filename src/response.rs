@@ -260,40 +260,42 @@ mod tests {
             .map(|v| v.to_str().unwrap().to_owned())
     }
 
-    #[test]
-    fn missing_token_is_401_with_realm_and_no_error() {
-        let r: Response<()> = Responder::new("api", ErrorDetail::Describe, 5)
-            .response(&AuthError::MissingToken, false);
-        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-        assert_eq!(
-            header(&r, "www-authenticate").as_deref(),
-            Some("Bearer realm=\"api\"")
-        );
+    /// The HTTP answer to `err` in realm `api`: its status and challenge.
+    fn challenge(detail: ErrorDetail, err: &AuthError) -> (StatusCode, Option<String>) {
+        let r: Response<()> = Responder::new("api", detail, 5).response(err, false);
+        (r.status(), header(&r, "www-authenticate"))
     }
 
     #[test]
-    fn invalid_token_carries_code_and_fixed_description() {
-        let r: Response<()> = Responder::new("api", ErrorDetail::Describe, 5)
-            .response(&AuthError::InvalidToken(InvalidToken::Expired), false);
-        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    fn missing_token_is_401_with_realm_and_no_error() {
         assert_eq!(
-            header(&r, "www-authenticate").as_deref(),
-            Some(
-                "Bearer realm=\"api\", error=\"invalid_token\", error_description=\"the token has expired\""
+            challenge(ErrorDetail::Describe, &AuthError::MissingToken),
+            (
+                StatusCode::UNAUTHORIZED,
+                Some("Bearer realm=\"api\"".into())
             )
         );
     }
 
     #[test]
-    fn terse_mode_drops_descriptions() {
-        let r: Response<()> = Responder::new("api", ErrorDetail::Terse, 5).response(
-            &AuthError::InvalidRequest(InvalidRequest::MultipleTokens),
-            false,
-        );
-        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    fn invalid_token_carries_code_and_fixed_description() {
         assert_eq!(
-            header(&r, "www-authenticate").as_deref(),
-            Some("Bearer realm=\"api\", error=\"invalid_request\"")
+            challenge(ErrorDetail::Describe, &AuthError::InvalidToken(InvalidToken::Expired)),
+            (StatusCode::UNAUTHORIZED, Some("Bearer realm=\"api\", error=\"invalid_token\", error_description=\"the token has expired\"".into()))
+        );
+    }
+
+    #[test]
+    fn terse_mode_drops_descriptions() {
+        assert_eq!(
+            challenge(
+                ErrorDetail::Terse,
+                &AuthError::InvalidRequest(InvalidRequest::MultipleTokens)
+            ),
+            (
+                StatusCode::BAD_REQUEST,
+                Some("Bearer realm=\"api\", error=\"invalid_request\"".into())
+            )
         );
     }
 
@@ -302,13 +304,9 @@ mod tests {
         let err = AuthError::InsufficientScope {
             required: "items:write admin".into(),
         };
-        let r: Response<()> = Responder::new("api", ErrorDetail::Describe, 5).response(&err, false);
-        assert_eq!(r.status(), StatusCode::FORBIDDEN);
         assert_eq!(
-            header(&r, "www-authenticate").as_deref(),
-            Some(
-                "Bearer realm=\"api\", error=\"insufficient_scope\", error_description=\"the token lacks a required scope\", scope=\"items:write admin\""
-            )
+            challenge(ErrorDetail::Describe, &err),
+            (StatusCode::FORBIDDEN, Some("Bearer realm=\"api\", error=\"insufficient_scope\", error_description=\"the token lacks a required scope\", scope=\"items:write admin\"".into()))
         );
     }
 
@@ -378,11 +376,12 @@ mod tests {
         let err = AuthError::InsufficientScope {
             required: String::new(),
         };
-        let r: Response<()> = Responder::new("api", ErrorDetail::Terse, 5).response(&err, false);
-        assert_eq!(r.status(), StatusCode::FORBIDDEN);
         assert_eq!(
-            header(&r, "www-authenticate").as_deref(),
-            Some("Bearer realm=\"api\", error=\"insufficient_scope\"")
+            challenge(ErrorDetail::Terse, &err),
+            (
+                StatusCode::FORBIDDEN,
+                Some("Bearer realm=\"api\", error=\"insufficient_scope\"".into())
+            )
         );
     }
 

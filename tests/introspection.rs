@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
@@ -114,15 +113,9 @@ async fn two_hundred_concurrent_requests_with_one_fresh_token_make_one_call() {
         Some(Fault::Slow(Duration::from_millis(200))),
     );
     let gate = introspecting(&issuer).build().await.unwrap();
-    let token = Arc::new(issuer.token().opaque());
-    let tasks: Vec<_> = (0..200)
-        .map(|_| {
-            let (gate, token) = (gate.clone(), token.clone());
-            tokio::spawn(async move { gate.verify(&token).await.map(|_| ()) })
-        })
-        .collect();
-    for task in tasks {
-        assert_eq!(task.await.unwrap(), Ok(()));
+    let token = issuer.token().opaque();
+    for verified in flood_verify(&gate, std::iter::repeat_n(token, 200)).await {
+        assert_eq!(verified, Ok(()));
     }
     assert_eq!(calls(&issuer), 1);
 }
@@ -142,15 +135,10 @@ async fn a_thousand_random_tokens_never_exceed_the_concurrency_bound() {
         .build()
         .await
         .unwrap();
-    let tasks: Vec<_> = (0..1000)
-        .map(|i| {
-            let gate = gate.clone();
-            tokio::spawn(async move { gate.verify(&format!("random-token-{i}")).await.map(|_| ()) })
-        })
-        .collect();
-    for task in tasks {
+    let tokens = (0..1000).map(|i| format!("random-token-{i}"));
+    for verified in flood_verify(&gate, tokens).await {
         assert_eq!(
-            task.await.unwrap(),
+            verified,
             Err(AuthError::InvalidToken(InvalidToken::Inactive))
         );
     }

@@ -6,9 +6,21 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use tokengate::CacheStats;
 use tokengate::testing::{INTROSPECTION_CLIENT_ID, INTROSPECTION_CLIENT_SECRET, TestIssuer};
 
 const KIB: usize = 1024;
+
+/// What a cache bounded in bytes must show after many entries of at least
+/// `each` bytes of text each: some kept, no more than fit in `capacity`,
+/// and each entry weighed at least by the text it keeps.
+fn assert_bounded(entries: u64, bytes: u64, each: usize, capacity: usize, stats: &CacheStats) {
+    let (entries, bytes) = (entries as usize, bytes as usize);
+    assert!(entries >= 1, "{stats:?}");
+    assert!(entries * each <= capacity, "{stats:?}");
+    assert!(bytes <= capacity, "{stats:?}");
+    assert!(bytes >= entries * each, "{stats:?}");
+}
 
 #[tokio::test]
 async fn large_introspection_answers_stay_within_the_byte_capacity() {
@@ -27,17 +39,8 @@ async fn large_introspection_answers_stay_within_the_byte_capacity() {
     }
     let stats = gate.cache_stats();
     // An entry-count bound would keep all twenty: 1.3 MiB in a 256 KiB cache.
-    assert!(stats.introspection_answers >= 1, "{stats:?}");
-    assert!(
-        stats.introspection_answers as usize * answer <= capacity,
-        "{stats:?}"
-    );
-    assert!(stats.introspection_bytes as usize <= capacity, "{stats:?}");
-    // Each entry is weighed at least by the text it keeps.
-    assert!(
-        stats.introspection_bytes as usize >= stats.introspection_answers as usize * answer,
-        "{stats:?}"
-    );
+    let (entries, bytes) = (stats.introspection_answers, stats.introspection_bytes);
+    assert_bounded(entries, bytes, answer, capacity, &stats);
 }
 
 #[tokio::test]
@@ -76,16 +79,8 @@ async fn large_jwts_stay_within_the_byte_capacity() {
         gate.verify(&token).await.unwrap();
     }
     let stats = gate.cache_stats();
-    assert!(stats.verified_tokens >= 1, "{stats:?}");
-    assert!(
-        stats.verified_tokens as usize * claims <= capacity,
-        "{stats:?}"
-    );
-    assert!(stats.verified_token_bytes as usize <= capacity, "{stats:?}");
-    assert!(
-        stats.verified_token_bytes as usize >= stats.verified_tokens as usize * claims,
-        "{stats:?}"
-    );
+    let (entries, bytes) = (stats.verified_tokens, stats.verified_token_bytes);
+    assert_bounded(entries, bytes, claims, capacity, &stats);
 }
 
 #[tokio::test]

@@ -58,7 +58,7 @@ use serde_json::Value;
 use tokio::sync::{Semaphore, TryAcquireError};
 
 use crate::authority::fetch::{FetchError, Fetcher};
-use crate::clock::{self, Instant};
+use crate::clock::{self, ExpiresAt, Instant, UntilExpiry};
 use crate::error::{AuthError, InvalidToken, Unavailable};
 use crate::keys::Algorithm;
 use crate::principal::{ENTRY_OVERHEAD, Principal, TokenSource, cache_weight};
@@ -316,16 +316,9 @@ struct Entry {
     weight: u32,
 }
 
-struct UntilExpiry;
-
-impl moka::Expiry<TokenHash, Entry> for UntilExpiry {
-    fn expire_after_create(
-        &self,
-        _: &TokenHash,
-        entry: &Entry,
-        _: std::time::Instant,
-    ) -> Option<Duration> {
-        Some(entry.expires.saturating_duration_since(clock::now()))
+impl ExpiresAt for Entry {
+    fn expires(&self) -> Instant {
+        self.expires
     }
 }
 
@@ -730,18 +723,14 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn rules() -> ClaimRules {
-        ClaimRules {
-            issuer: "https://as".into(),
-            audiences: vec!["api".into()],
-            leeway_secs: 60,
-            strict_rfc9068: false,
-            algorithms: crate::keys::AlgorithmSet::ASYMMETRIC,
-        }
-    }
-
     fn read(v: Value) -> Result<Result<Principal, InvalidToken>, FetchError> {
-        read_answer(&serde_json::to_vec(&v).unwrap(), &rules(), 1000, false).map(|a| match a {
+        read_answer(
+            &serde_json::to_vec(&v).unwrap(),
+            &ClaimRules::for_tests(),
+            1000,
+            false,
+        )
+        .map(|a| match a {
             Answer::Active { principal, .. } => Ok(principal),
             Answer::Inactive(r) => Err(r),
         })
@@ -900,11 +889,11 @@ mod tests {
             br#"{"active": true, "x": "\ud800"}"#,
         ] {
             assert!(matches!(
-                read_answer(unreadable, &rules(), 1000, false),
+                read_answer(unreadable, &ClaimRules::for_tests(), 1000, false),
                 Err(FetchError::Malformed(_))
             ));
         }
-        let required = read_answer(br#"{"active": true}"#, &rules(), 1000, true);
+        let required = read_answer(br#"{"active": true}"#, &ClaimRules::for_tests(), 1000, true);
         assert!(matches!(
             required,
             Ok(Answer::Inactive(InvalidToken::MissingClaim))

@@ -52,16 +52,12 @@ impl TokenGateBuilder {
         self
     }
 
-    /// How much rejections tell the client. Default
-    /// [`ErrorDetail::Describe`].
-    pub fn error_detail(mut self, detail: ErrorDetail) -> Self {
-        self.answers.detail = detail;
-        self
-    }
+    setters! {
+        /// How much rejections tell the client. Default
+        /// [`ErrorDetail::Describe`].
+        error_detail(detail: ErrorDetail) => answers.detail;
 
-    /// The `Retry-After` sent with 503 answers. Default 5 s.
-    pub fn retry_after(mut self, after: Duration) -> Self {
-        self.answers.retry_after = after;
-        self
+        /// The `Retry-After` sent with 503 answers. Default 5 s.
+        retry_after(after: Duration) => answers.retry_after;
     }
 }

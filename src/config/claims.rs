@@ -87,37 +87,27 @@ impl TokenGateBuilder {
         self
     }
 
-    /// Clock skew tolerated for `exp`, `nbf` and `iat`. Default 60 s.
-    pub fn leeway(mut self, leeway: Duration) -> Self {
-        self.claims.leeway = leeway;
-        self
-    }
+    setters! {
+        /// Clock skew tolerated for `exp`, `nbf` and `iat`. Default 60 s.
+        leeway(leeway: Duration) => claims.leeway;
 
-    /// Requires RFC 9068 access tokens strictly: `typ` `at+jwt` and the
-    /// claims of §2.2 (`iss`, `exp`, `aud`, `sub`, `client_id`, `iat`,
-    /// `jti`). Default off: `typ` may also be `JWT` or absent, as many
-    /// issuers send.
-    pub fn strict_rfc9068(mut self, strict: bool) -> Self {
-        self.claims.strict_rfc9068 = strict;
-        self
-    }
+        /// Requires RFC 9068 access tokens strictly: `typ` `at+jwt` and the
+        /// claims of §2.2 (`iss`, `exp`, `aud`, `sub`, `client_id`, `iat`,
+        /// `jti`). Default off: `typ` may also be `JWT` or absent, as many
+        /// issuers send.
+        strict_rfc9068(strict: bool) => claims.strict_rfc9068;
 
-    /// The longest token accepted; longer ones are refused before parsing.
-    /// Default 16 KiB.
-    pub fn max_token_length(mut self, bytes: usize) -> Self {
-        self.bearer.max_token_len = bytes;
-        self
-    }
+        /// The longest token accepted; longer ones are refused before parsing.
+        /// Default 16 KiB.
+        max_token_length(bytes: usize) => bearer.max_token_len;
 
-    /// Also accepts the token in the `access_token` query parameter
-    /// (RFC 6750 §2.3). Off by default: URLs end up in logs and browser
-    /// history, which is why RFC 6750 discourages it. When on, the length
-    /// cap applies to the `access_token` value alone; a token taken from the
-    /// query is removed from the URI before the inner service sees it (every
-    /// other parameter kept as it was), and the service's answers get
-    /// `Cache-Control: private`.
-    pub fn allow_query_token(mut self, allow: bool) -> Self {
-        self.bearer.allow_query = allow;
-        self
+        /// Also accepts the token in the `access_token` query parameter
+        /// (RFC 6750 §2.3). Off by default: URLs end up in logs and browser
+        /// history, which is why RFC 6750 discourages it. When on, the length
+        /// cap applies to the `access_token` value alone; a token taken from the
+        /// query is removed from the URI before the inner service sees it (every
+        /// other parameter kept as it was), and the service's answers get
+        /// `Cache-Control: private`.
+        allow_query_token(allow: bool) => bearer.allow_query;
     }
 }

@@ -70,24 +70,17 @@ impl HttpSettings {
 }
 
 impl TokenGateBuilder {
-    /// Connect timeout for calls to the authorization server. Default 2 s.
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.http.limits.connect_timeout = timeout;
-        self
-    }
+    setters! {
+        /// Connect timeout for calls to the authorization server. Default 2 s.
+        connect_timeout(timeout: Duration) => http.limits.connect_timeout;
 
-    /// Total timeout of one call to the authorization server, body
-    /// included. Default 5 s.
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.http.limits.timeout = timeout;
-        self
-    }
+        /// Total timeout of one call to the authorization server, body
+        /// included. Default 5 s.
+        timeout(timeout: Duration) => http.limits.timeout;
 
-    /// The largest response accepted from the authorization server.
-    /// Default 1 MiB.
-    pub fn max_response_bytes(mut self, bytes: usize) -> Self {
-        self.http.limits.max_response_bytes = bytes;
-        self
+        /// The largest response accepted from the authorization server.
+        /// Default 1 MiB.
+        max_response_bytes(bytes: usize) => http.limits.max_response_bytes;
     }
 
     /// Allows plain `http://` URLs off loopback. Loopback (`127.0.0.0/8`,

@@ -133,98 +133,76 @@ impl TokenGateBuilder {
         self
     }
 
-    /// Which tokens are introspected. Default
-    /// [`IntrospectionMode::OpaqueOnly`].
-    pub fn introspection_mode(mut self, mode: IntrospectionMode) -> Self {
-        self.introspection.mode = mode;
-        self
-    }
+    setters! {
+        /// Which tokens are introspected. Default
+        /// [`IntrospectionMode::OpaqueOnly`].
+        introspection_mode(mode: IntrospectionMode) => introspection.mode;
 
-    /// The longest an active introspection answer is reused (it is also never
-    /// reused past the token's `exp`). This is the revocation latency: a token
-    /// revoked at the authorization server is still accepted for up to this
-    /// long (RFC 7662 §4). Default 2 min.
-    pub fn introspection_cache_ttl(mut self, ttl: Duration) -> Self {
-        self.introspection.limits.max_ttl = ttl;
-        self
-    }
+        /// The longest an active introspection answer is reused (it is also never
+        /// reused past the token's `exp`). This is the revocation latency: a token
+        /// revoked at the authorization server is still accepted for up to this
+        /// long (RFC 7662 §4). Default 2 min.
+        introspection_cache_ttl(ttl: Duration) => introspection.limits.max_ttl;
 
-    /// How long an inactive answer is reused, so a flood of one bad token
-    /// costs one call. Default 10 s.
-    pub fn introspection_inactive_ttl(mut self, ttl: Duration) -> Self {
-        self.introspection.limits.inactive_ttl = ttl;
-        self
-    }
+        /// How long an inactive answer is reused, so a flood of one bad token
+        /// costs one call. Default 10 s.
+        introspection_inactive_ttl(ttl: Duration) => introspection.limits.inactive_ttl;
 
-    /// How much memory cached introspection answers may take. Each answer
-    /// weighs its JSON text, what the principal copies out of it, and about
-    /// 750 bytes of bookkeeping (an inactive answer, the bookkeeping only);
-    /// a typical answer weighs about 1 KB, one at the 1 MiB
-    /// [`max_response_bytes`](Self::max_response_bytes) cap about 1 MiB, so
-    /// the bound holds whatever the server sends. An answer heavier than
-    /// the whole capacity is not cached. [`TokenGate::cache_stats`](crate::TokenGate::cache_stats) reports
-    /// the total. A claims map parsed by a handler
-    /// ([`Principal::claims`](crate::Principal::claims)) is not counted.
-    /// Default 64 MiB (about 60 000 typical answers); 0 caches nothing.
-    pub fn introspection_cache_bytes(mut self, bytes: u64) -> Self {
-        self.introspection.limits.capacity = bytes;
-        self
-    }
+        /// How much memory cached introspection answers may take. Each answer
+        /// weighs its JSON text, what the principal copies out of it, and about
+        /// 750 bytes of bookkeeping (an inactive answer, the bookkeeping only);
+        /// a typical answer weighs about 1 KB, one at the 1 MiB
+        /// [`max_response_bytes`](Self::max_response_bytes) cap about 1 MiB, so
+        /// the bound holds whatever the server sends. An answer heavier than
+        /// the whole capacity is not cached. [`TokenGate::cache_stats`](crate::TokenGate::cache_stats) reports
+        /// the total. A claims map parsed by a handler
+        /// ([`Principal::claims`](crate::Principal::claims)) is not counted.
+        /// Default 64 MiB (about 60 000 typical answers); 0 caches nothing.
+        introspection_cache_bytes(bytes: u64) => introspection.limits.capacity;
 
-    /// How many introspection calls may be in flight at once. Requests for
-    /// further tokens queue for a slot (see
-    /// [`introspection_queue`](Self::introspection_queue)). Default 64.
-    pub fn introspection_concurrency(mut self, calls: usize) -> Self {
-        self.introspection.limits.concurrency = calls;
-        self
-    }
+        /// How many introspection calls may be in flight at once. Requests for
+        /// further tokens queue for a slot (see
+        /// [`introspection_queue`](Self::introspection_queue)). Default 64.
+        introspection_concurrency(calls: usize) => introspection.limits.concurrency;
 
-    /// How many requests may wait for an introspection slot while all
-    /// [`introspection_concurrency`](Self::introspection_concurrency) calls
-    /// are in flight. A waiting request gets a slot within about
-    /// `requests / calls` call durations, or 503 after the
-    /// [`timeout`](Self::timeout); a request that finds the queue full gets
-    /// 503 with `Retry-After` at once, rather than wait behind a flood of
-    /// made-up tokens. Default 64; 0 never waits.
-    pub fn introspection_queue(mut self, requests: usize) -> Self {
-        self.introspection.limits.queue = requests;
-        self
-    }
+        /// How many requests may wait for an introspection slot while all
+        /// [`introspection_concurrency`](Self::introspection_concurrency) calls
+        /// are in flight. A waiting request gets a slot within about
+        /// `requests / calls` call durations, or 503 after the
+        /// [`timeout`](Self::timeout); a request that finds the queue full gets
+        /// 503 with `Retry-After` at once, rather than wait behind a flood of
+        /// made-up tokens. Default 64; 0 never waits.
+        introspection_queue(requests: usize) => introspection.limits.queue;
 
-    /// What the authorization server's opaque tokens look like (prefix,
-    /// length, alphabet): tokens of any other shape are refused as
-    /// `invalid_token` without a call, so garbage never reaches the server
-    /// and takes no slot from real tokens. Applies to every token that is
-    /// introspected without being verified locally as a JWT first. Default:
-    /// any `b64token`.
-    ///
-    /// ```
-    /// use tokengate::{OpaqueTokenShape, TokenAlphabet};
-    /// # use tokengate::testing::{INTROSPECTION_CLIENT_ID, INTROSPECTION_CLIENT_SECRET};
-    /// # fn demo(builder: tokengate::TokenGateBuilder) -> tokengate::TokenGateBuilder {
-    /// builder
-    ///     .introspection_credentials(INTROSPECTION_CLIENT_ID, INTROSPECTION_CLIENT_SECRET)
-    ///     .introspection_token_shape(
-    ///         OpaqueTokenShape::new()
-    ///             .prefix("at_")
-    ///             .length(35..=35)
-    ///             .alphabet(TokenAlphabet::Base64Url),
-    ///     )
-    /// # }
-    /// ```
-    pub fn introspection_token_shape(mut self, shape: OpaqueTokenShape) -> Self {
-        self.introspection.shape = shape;
-        self
-    }
+        /// What the authorization server's opaque tokens look like (prefix,
+        /// length, alphabet): tokens of any other shape are refused as
+        /// `invalid_token` without a call, so garbage never reaches the server
+        /// and takes no slot from real tokens. Applies to every token that is
+        /// introspected without being verified locally as a JWT first. Default:
+        /// any `b64token`.
+        ///
+        /// ```
+        /// use tokengate::{OpaqueTokenShape, TokenAlphabet};
+        /// # use tokengate::testing::{INTROSPECTION_CLIENT_ID, INTROSPECTION_CLIENT_SECRET};
+        /// # fn demo(builder: tokengate::TokenGateBuilder) -> tokengate::TokenGateBuilder {
+        /// builder
+        ///     .introspection_credentials(INTROSPECTION_CLIENT_ID, INTROSPECTION_CLIENT_SECRET)
+        ///     .introspection_token_shape(
+        ///         OpaqueTokenShape::new()
+        ///             .prefix("at_")
+        ///             .length(35..=35)
+        ///             .alphabet(TokenAlphabet::Base64Url),
+        ///     )
+        /// # }
+        /// ```
+        introspection_token_shape(shape: OpaqueTokenShape) => introspection.shape;
 
-    /// Refuses active introspection answers that carry no `aud`. RFC 7662
-    /// makes `aud` optional, so by default it is checked only when present
-    /// (servers that restrict introspection to the token's audience omit
-    /// it); turn this on when your authorization server always sends it.
-    /// Default off.
-    pub fn introspection_require_audience(mut self, require: bool) -> Self {
-        self.introspection.limits.require_audience = require;
-        self
+        /// Refuses active introspection answers that carry no `aud`. RFC 7662
+        /// makes `aud` optional, so by default it is checked only when present
+        /// (servers that restrict introspection to the token's audience omit
+        /// it); turn this on when your authorization server always sends it.
+        /// Default off.
+        introspection_require_audience(require: bool) => introspection.limits.require_audience;
     }
 }
 

@@ -273,11 +273,10 @@ impl TokenGateBuilder {
         self
     }
 
-    /// How long a fetched key set is fresh when the server sends no
-    /// `Cache-Control: max-age`. Default 5 min.
-    pub fn jwks_ttl(mut self, ttl: Duration) -> Self {
-        self.jwks.ttl = ttl;
-        self
+    setters! {
+        /// How long a fetched key set is fresh when the server sends no
+        /// `Cache-Control: max-age`. Default 5 min.
+        jwks_ttl(ttl: Duration) => jwks.ttl;
     }
 
     /// The bounds within which a server's `max-age` is honoured. Default
@@ -304,28 +303,24 @@ impl TokenGateBuilder {
         self
     }
 
-    /// Whether `build` fails when the first key set fetch fails. Default on.
-    /// Off, the gate starts anyway and requests get 503 until keys are
-    /// fetched (retried in the background and, rate limited, on requests).
-    pub fn require_keys_at_startup(mut self, require: bool) -> Self {
-        self.keys.require_at_startup = require;
-        self
-    }
+    setters! {
+        /// Whether `build` fails when the first key set fetch fails. Default on.
+        /// Off, the gate starts anyway and requests get 503 until keys are
+        /// fetched (retried in the background and, rate limited, on requests).
+        require_keys_at_startup(require: bool) => keys.require_at_startup;
 
-    /// How much memory remembering verified tokens may take, so a repeated
-    /// token skips the signature check (see the crate docs for why this is
-    /// sound: entries expire at the token's `exp`, plus the
-    /// [`leeway`](Self::leeway), and leave with their signing key).
-    ///
-    /// Each entry weighs an estimate of the heap bytes it holds: the claims
-    /// text, what the principal copies out of it, and about 750 bytes of
-    /// bookkeeping; a typical access token (ES256, 438 bytes) weighs about
-    /// 1 KB, and [`TokenGate::cache_stats`](crate::TokenGate::cache_stats) reports the total. A claims map
-    /// parsed by a handler ([`Principal::claims`](crate::Principal::claims))
-    /// is not counted. Default 16 MiB (about 15 000 typical tokens); 0 turns
-    /// the cache off.
-    pub fn verified_token_cache_bytes(mut self, bytes: u64) -> Self {
-        self.keys.token_cache_bytes = bytes;
-        self
+        /// How much memory remembering verified tokens may take, so a repeated
+        /// token skips the signature check (see the crate docs for why this is
+        /// sound: entries expire at the token's `exp`, plus the
+        /// [`leeway`](Self::leeway), and leave with their signing key).
+        ///
+        /// Each entry weighs an estimate of the heap bytes it holds: the claims
+        /// text, what the principal copies out of it, and about 750 bytes of
+        /// bookkeeping; a typical access token (ES256, 438 bytes) weighs about
+        /// 1 KB, and [`TokenGate::cache_stats`](crate::TokenGate::cache_stats) reports the total. A claims map
+        /// parsed by a handler ([`Principal::claims`](crate::Principal::claims))
+        /// is not counted. Default 16 MiB (about 15 000 typical tokens); 0 turns
+        /// the cache off.
+        verified_token_cache_bytes(bytes: u64) => keys.token_cache_bytes;
     }
 }

@@ -14,6 +14,21 @@
 //! Imported by nobody but the crate root: everything else is built from what
 //! `build` hands it.
 
+/// Builder setters that store their argument in one field as it is, each
+/// written as its rustdoc and `name(argument: Type) => field.path;`. A
+/// setter that converts or checks its argument is written out by hand.
+macro_rules! setters {
+    ($($(#[$meta:meta])* $name:ident($arg:ident: $ty:ty) => $($field:ident).+;)+) => {
+        $(
+            $(#[$meta])*
+            pub fn $name(mut self, $arg: $ty) -> Self {
+                self.$($field).+ = $arg;
+                self
+            }
+        )+
+    };
+}
+
 mod answers;
 mod claims;
 mod error;

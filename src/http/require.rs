@@ -43,9 +43,7 @@ impl RequireScopes {
         I: IntoIterator<Item = T>,
         T: Into<String>,
     {
-        RequireScopes {
-            requirement: ScopeRequirement::all(scopes),
-        }
+        ScopeRequirement::all(scopes).into()
     }
 
     /// Requires one of `scopes` (see [`ScopeRequirement::any`]); a refusal
@@ -55,16 +53,12 @@ impl RequireScopes {
         I: IntoIterator<Item = T>,
         T: Into<String>,
     {
-        RequireScopes {
-            requirement: ScopeRequirement::any(scopes),
-        }
+        ScopeRequirement::any(scopes).into()
     }
 
     /// Requires what a [`ScopeSet`] type declares.
     pub fn of<R: ScopeSet>() -> Self {
-        RequireScopes {
-            requirement: ScopeRequirement::of::<R>(),
-        }
+        ScopeRequirement::of::<R>().into()
     }
 }
 

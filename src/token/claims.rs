@@ -35,6 +35,21 @@ pub(crate) struct ClaimRules {
     pub(crate) algorithms: AlgorithmSet,
 }
 
+#[cfg(test)]
+impl ClaimRules {
+    /// The rules unit tests start from: issuer `https://as`, audience `api`,
+    /// 60 s leeway, RFC 9068 not enforced, every asymmetric algorithm.
+    pub(crate) fn for_tests() -> ClaimRules {
+        ClaimRules {
+            issuer: "https://as".into(),
+            audiences: vec!["api".into()],
+            leeway_secs: 60,
+            strict_rfc9068: false,
+            algorithms: AlgorithmSet::ASYMMETRIC,
+        }
+    }
+}
+
 /// The claims we read from a JSON object of claims (a JWT payload or an
 /// introspection answer). Every other member is checked to be JSON that any
 /// reader can represent (numbers in range, no lone surrogates, nesting

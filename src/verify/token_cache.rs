@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use moka::sync::Cache;
 
-use crate::clock::{self, Instant};
+use crate::clock::{self, ExpiresAt, Instant, UntilExpiry};
 use crate::keys::{KeySet, VerifyingKey};
 use crate::principal::{Principal, cache_weight};
 use crate::token::TokenHash;
@@ -42,16 +42,9 @@ struct Entry {
     weight: u32,
 }
 
-struct UntilExpiry;
-
-impl moka::Expiry<TokenHash, Entry> for UntilExpiry {
-    fn expire_after_create(
-        &self,
-        _: &TokenHash,
-        entry: &Entry,
-        _: std::time::Instant,
-    ) -> Option<Duration> {
-        Some(entry.expires.saturating_duration_since(clock::now()))
+impl ExpiresAt for Entry {
+    fn expires(&self) -> Instant {
+        self.expires
     }
 }
 
@@ -168,13 +161,20 @@ mod tests {
         crate::clock::unix_secs()
     }
 
+    /// A cache with `leeway` holding one token, `hash("token")`, that
+    /// expires at `exp` and was verified at `now` with the key `k` (X1, Y1);
+    /// and a key set that still holds that key.
+    fn one_entry(leeway: u64, exp: u64, now: u64) -> (TokenCache, TokenHash, KeySet) {
+        let k = Arc::new(key("k", X1, Y1));
+        let cache = TokenCache::new(MIB, leeway);
+        let h = hash("token");
+        cache.insert(h, TOKEN, &principal(exp), &k, now);
+        (cache, h, KeySet::new(vec![key("k", X1, Y1)]))
+    }
+
     #[test]
     fn hit_while_the_key_is_in_the_set() {
-        let k = Arc::new(key("k", X1, Y1));
-        let set = KeySet::new(vec![key("k", X1, Y1)]);
-        let cache = TokenCache::new(MIB, 0);
-        let h = hash("token");
-        cache.insert(h, TOKEN, &principal(now() + 60), &k, now());
+        let (cache, h, set) = one_entry(0, now() + 60, now());
         assert!(cache.get(&h, &set, now()).is_some());
         assert!(cache.get(&hash("token2"), &set, now()).is_none());
         assert_eq!(cache.stats().0, 1);
@@ -182,10 +182,7 @@ mod tests {
 
     #[test]
     fn miss_when_the_key_left_or_the_kid_names_new_material() {
-        let k = Arc::new(key("k", X1, Y1));
-        let cache = TokenCache::new(MIB, 0);
-        let h = hash("token");
-        cache.insert(h, TOKEN, &principal(now() + 60), &k, now());
+        let (cache, h, _) = one_entry(0, now() + 60, now());
         let reused_kid = KeySet::new(vec![key("k", X2, Y2)]);
         assert!(cache.get(&h, &reused_kid, now()).is_none());
         // And the entry is gone, not just skipped.
@@ -198,26 +195,18 @@ mod tests {
 
     #[test]
     fn miss_once_expired_even_if_still_stored() {
-        let k = Arc::new(key("k", X1, Y1));
-        let set = KeySet::new(vec![key("k", X1, Y1)]);
-        let cache = TokenCache::new(MIB, 10);
-        let h = hash("token");
         let exp = now() + 100;
-        cache.insert(h, TOKEN, &principal(exp), &k, now());
+        let (cache, h, set) = one_entry(10, exp, now());
         assert!(cache.get(&h, &set, exp + 9).is_some());
         assert!(cache.get(&h, &set, exp + 10).is_none());
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_token_inside_its_leeway_is_kept_until_exp_plus_leeway() {
-        let k = Arc::new(key("k", X1, Y1));
-        let set = KeySet::new(vec![key("k", X1, Y1)]);
-        let cache = TokenCache::new(MIB, 60);
-        let h = hash("token");
         let now = now();
         // Expired 10 s ago, still within the 60 s leeway: it verifies, so the
         // verification is worth keeping for the 50 s it still holds.
-        cache.insert(h, TOKEN, &principal(now - 10), &k, now);
+        let (cache, h, set) = one_entry(60, now - 10, now);
         assert_eq!(cache.stats().0, 1);
         tokio::time::advance(Duration::from_secs(49)).await;
         assert!(cache.get(&h, &set, now).is_some());

@@ -120,6 +120,31 @@ pub fn assert_invalid_token(answer: &Answer) {
     );
 }
 
+/// Asserts a 400 `invalid_request`.
+#[track_caller]
+pub fn assert_invalid_request(answer: &Answer) {
+    assert_eq!(
+        answer.status,
+        StatusCode::BAD_REQUEST,
+        "{:?}",
+        answer.challenge()
+    );
+    assert_eq!(
+        answer.error_code().as_deref(),
+        Some("invalid_request"),
+        "{:?}",
+        answer.challenge()
+    );
+}
+
+/// Asserts a 401 `invalid_token` whose challenge contains `description`.
+#[track_caller]
+pub fn assert_invalid_token_saying(answer: &Answer, description: &str) {
+    assert_invalid_token(answer);
+    let challenge = answer.challenge().unwrap();
+    assert!(challenge.contains(description), "{challenge}");
+}
+
 /// A `tracing` writer that keeps every byte written to it, so a test can read
 /// what was logged. Clones share one buffer.
 #[derive(Clone, Default)]
