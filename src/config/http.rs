@@ -99,8 +99,10 @@ impl TokenGateBuilder {
     /// replayed to a `Location`. A client that follows redirects may still
     /// send a GET without a body there before the answer is refused (reqwest
     /// keeps an `Authorization` header when the `Location` is on the same
-    /// host); build yours with `redirect(reqwest::redirect::Policy::none())`
-    /// to avoid even that.
+    /// host), and a chain that ends back at the URL asked (A → B → A) is
+    /// read as A's answer, since reqwest does not report the hops; build
+    /// yours with `redirect(reqwest::redirect::Policy::none())` to avoid
+    /// both.
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.http.client = Some(client);
         self
