@@ -44,8 +44,10 @@
 //! [`introspection_cache_bytes`]: crate::TokenGateBuilder::introspection_cache_bytes
 //! [`timeout`]: crate::TokenGateBuilder::timeout
 
+mod settings;
+mod shape;
+
 use std::fmt;
-use std::ops::{Bound, RangeBounds};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -60,228 +62,14 @@ use tokio::sync::{Semaphore, TryAcquireError};
 use crate::authority::fetch::{FetchError, Fetcher};
 use crate::clock::{self, ExpiresAt, Instant, UntilExpiry};
 use crate::error::{AuthError, InvalidToken, Unavailable};
-use crate::keys::Algorithm;
 use crate::principal::{ENTRY_OVERHEAD, Principal, TokenSource, cache_weight};
 use crate::single_flight::SingleFlight;
 use crate::token::TokenHash;
 use crate::token::claims::{self, ClaimRules, Registered};
 
-/// Which tokens go to the introspection endpoint.
-///
-/// ```
-/// assert_eq!(tokengate::IntrospectionMode::default(), tokengate::IntrospectionMode::OpaqueOnly);
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum IntrospectionMode {
-    /// Opaque tokens are introspected; JWTs are verified locally.
-    #[default]
-    OpaqueOnly,
-    /// JWTs are verified locally *and* introspected, so revoked JWTs are
-    /// refused (within the cache lifetime). Costs a call per new token.
-    All,
-    /// Nothing is introspected: opaque tokens get 401 `invalid_token`.
-    Off,
-}
-
-/// How the resource server authenticates to the introspection endpoint.
-///
-/// ```
-/// use tokengate::ClientAuth;
-/// let auth = ClientAuth::SecretBasic;
-/// # drop(auth);
-/// ```
-#[derive(Clone)]
-#[non_exhaustive]
-pub enum ClientAuth {
-    /// HTTP Basic with the form-urlencoded id and secret (RFC 6749 §2.3.1).
-    /// The default.
-    SecretBasic,
-    /// `client_id` and `client_secret` in the form body.
-    SecretPost,
-    /// A signed client assertion (RFC 7523 §2.2), fresh for each call. The
-    /// secret given with the credentials is not used.
-    PrivateKeyJwt {
-        /// The signing key.
-        key: jsonwebtoken::EncodingKey,
-        /// Its algorithm.
-        alg: Algorithm,
-        /// Its `kid`, if the server needs one to pick the key.
-        kid: Option<String>,
-    },
-}
-
-impl fmt::Debug for ClientAuth {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ClientAuth::SecretBasic => f.write_str("SecretBasic"),
-            ClientAuth::SecretPost => f.write_str("SecretPost"),
-            ClientAuth::PrivateKeyJwt { alg, kid, .. } => f
-                .debug_struct("PrivateKeyJwt")
-                .field("alg", alg)
-                .field("kid", kid)
-                .field("key", &"<redacted>")
-                .finish(),
-        }
-    }
-}
-
-/// What the authorization server's opaque tokens look like. A token of
-/// another shape cannot be one of them: it is refused (401 `invalid_token`)
-/// without a call to the introspection endpoint, so a flood of made-up tokens
-/// costs the authorization server nothing and takes no slot from real ones.
-///
-/// Many providers give their tokens a recognizable form: a prefix naming the
-/// kind of token, a fixed length, base64url or hex characters. Ask yours, and
-/// describe it as tightly as it allows. The default shape admits every
-/// RFC 6750 `b64token` (the syntax every bearer token must have anyway).
-/// The checks cost a pass over the token and happen before its hash.
-///
-/// ```
-/// use tokengate::{OpaqueTokenShape, TokenAlphabet};
-///
-/// let shape = OpaqueTokenShape::new()
-///     .prefix("ory_at_")
-///     .length(40..=200)
-///     .alphabet(TokenAlphabet::Base64Url);
-/// assert!(shape.admits("ory_at_4Kx1bLh0d1f9ZqLh3v2t0a9UuXo8sYw2eQnR7c6m5kJ"));
-/// assert!(!shape.admits("4Kx1bLh0d1f9ZqLh3v2t0a9UuXo8sYw2eQnR7c6m5kJ"), "no prefix");
-/// assert!(!shape.admits("ory_at_4Kx1bLh0"), "too short");
-/// assert!(!shape.admits("ory_at_4Kx1bLh0d1f9ZqLh3v2t0a9UuXo8sYw2eQnR7c6m5k+"), "not base64url");
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OpaqueTokenShape {
-    prefix: String,
-    min_len: usize,
-    max_len: usize,
-    alphabet: TokenAlphabet,
-}
-
-/// The characters an opaque token may have after its
-/// [prefix](OpaqueTokenShape::prefix).
-///
-/// ```
-/// use tokengate::{OpaqueTokenShape, TokenAlphabet};
-/// assert!(OpaqueTokenShape::new().alphabet(TokenAlphabet::Hex).admits("00ff3a"));
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum TokenAlphabet {
-    /// Any RFC 6750 `b64token`: letters, digits, `-._~+/`, then optional
-    /// trailing `=`. The default.
-    #[default]
-    B64Token,
-    /// Unpadded base64url (RFC 4648 §5): letters, digits, `-` and `_`.
-    Base64Url,
-    /// Letters and digits.
-    Alphanumeric,
-    /// Hexadecimal digits, either case.
-    Hex,
-}
-
-impl TokenAlphabet {
-    fn admits(self, b: u8) -> bool {
-        match self {
-            // The bearer extraction already held the token to b64token.
-            TokenAlphabet::B64Token => true,
-            TokenAlphabet::Base64Url => b.is_ascii_alphanumeric() || b == b'-' || b == b'_',
-            TokenAlphabet::Alphanumeric => b.is_ascii_alphanumeric(),
-            TokenAlphabet::Hex => b.is_ascii_hexdigit(),
-        }
-    }
-}
-
-impl Default for OpaqueTokenShape {
-    fn default() -> Self {
-        OpaqueTokenShape {
-            prefix: String::new(),
-            min_len: 0,
-            max_len: usize::MAX,
-            alphabet: TokenAlphabet::B64Token,
-        }
-    }
-}
-
-impl OpaqueTokenShape {
-    /// The shape that admits every token (the default): narrow it with the
-    /// methods below.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Tokens start with this exact, case-sensitive text.
-    #[must_use]
-    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = prefix.into();
-        self
-    }
-
-    /// Tokens are this many bytes long, prefix included: `43..=43`,
-    /// `32..`, `..=512`.
-    #[must_use]
-    pub fn length(mut self, bytes: impl RangeBounds<usize>) -> Self {
-        self.min_len = match bytes.start_bound() {
-            Bound::Included(&n) => n,
-            Bound::Excluded(&n) => n.saturating_add(1),
-            Bound::Unbounded => 0,
-        };
-        self.max_len = match bytes.end_bound() {
-            Bound::Included(&n) => n,
-            // `..0` admits nothing: tokens are never empty.
-            Bound::Excluded(&n) => n.saturating_sub(1),
-            Bound::Unbounded => usize::MAX,
-        };
-        self
-    }
-
-    /// The characters allowed after the prefix.
-    #[must_use]
-    pub fn alphabet(mut self, alphabet: TokenAlphabet) -> Self {
-        self.alphabet = alphabet;
-        self
-    }
-
-    /// Whether `token` has this shape.
-    pub fn admits(&self, token: &str) -> bool {
-        (self.min_len..=self.max_len).contains(&token.len())
-            && token
-                .strip_prefix(self.prefix.as_str())
-                .is_some_and(|rest| rest.bytes().all(|b| self.alphabet.admits(b)))
-    }
-}
-
-/// The resource server's client credentials, kept out of `Debug`.
-#[derive(Clone)]
-pub(crate) struct Credentials {
-    pub(crate) client_id: String,
-    pub(crate) secret: String,
-    pub(crate) auth: ClientAuth,
-}
-
-impl fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Credentials")
-            .field("client_id", &self.client_id)
-            .field("secret", &"<redacted>")
-            .field("auth", &self.auth)
-            .finish()
-    }
-}
-
-/// Cache and load limits.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct IntrospectionLimits {
-    pub(crate) max_ttl: Duration,
-    pub(crate) inactive_ttl: Duration,
-    /// Cache capacity in bytes, by [`cache_weight`].
-    pub(crate) capacity: u64,
-    pub(crate) concurrency: usize,
-    /// How many requests may wait for a free upstream slot at once.
-    pub(crate) queue: usize,
-    /// How long a request may wait for a free upstream slot.
-    pub(crate) queue_timeout: Duration,
-    /// Refuse active answers without `aud`.
-    pub(crate) require_audience: bool,
-}
+pub use settings::{ClientAuth, IntrospectionMode};
+pub(crate) use settings::{Credentials, IntrospectionLimits};
+pub use shape::{OpaqueTokenShape, TokenAlphabet};
 
 #[derive(Clone)]
 enum Answer {
