@@ -78,6 +78,11 @@
 //! | `config/` | [`TokenGateBuilder`], split by concern; imported by nobody but the crate root |
 //! | `clock.rs`, `single_flight.rs` | the one clock (tokio's, so tests pause it) and the one "one call per key" helper |
 //!
+//! The renderer sits below the verifier rather than in `http/` because
+//! [`TokenGate`] carries it (its [`error_response`](TokenGate::error_response)
+//! answers like the layer): with the renderer in `http/`, `verify/` and
+//! `http/` would import each other. It depends only on the error types.
+//!
 //! ## Types from other crates in this API
 //!
 //! Most of the API is this crate's own types. Three come from dependencies,
