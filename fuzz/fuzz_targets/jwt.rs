@@ -14,8 +14,10 @@
 //!
 //! Checks, besides "never panics": an accepted token satisfies the claim
 //! rules (issuer, audience, `exp`, no `cnf`, RFC 9068 claims when strict);
-//! `claims()` holds the payload's `iss` and `exp`; a garbage signature is
-//! never accepted; errors are only the documented
+//! `claims()` holds the payload's `iss` and `exp`; a payload that names a
+//! claim twice is never accepted (the crate documents it as
+//! `invalid_token`); a garbage signature is never accepted; errors are only
+//! the documented
 //! kinds and render to responses; the verified-token cache (default gate)
 //! answers a repeated token as the first verification did.
 #![no_main]
@@ -25,6 +27,8 @@ mod common;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::*;
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
@@ -128,9 +132,15 @@ fuzz_target!(|data: &[u8]| {
     };
     let strict = flags & 4 != 0;
     let garbage = flags & 8 != 0;
+    // The claims bytes as signed (modes 1–3), or as the raw token carries
+    // them (mode 0, when its second segment decodes).
+    let payload: Option<Vec<u8>>;
     let token = match flags & 3 {
         0 => match std::str::from_utf8(rest) {
-            Ok(t) => t.to_owned(),
+            Ok(t) => {
+                payload = t.split('.').nth(1).and_then(|p| URL_SAFE_NO_PAD.decode(p).ok());
+                t.to_owned()
+            }
             Err(_) => return,
         },
         mode => {
@@ -138,6 +148,7 @@ fuzz_target!(|data: &[u8]| {
                 Some(i) => (&rest[..i], &rest[i + 1..]),
                 None => (rest, &b"{}"[..]),
             };
+            payload = Some(claims.to_vec());
             let signer = match (garbage, mode) {
                 (true, _) => Signer::Garbage,
                 (false, 1) => Signer::Hs256,
@@ -159,6 +170,11 @@ fuzz_target!(|data: &[u8]| {
     match &first {
         Ok(p) => {
             assert!(!structured_garbage, "accepted a garbage signature");
+            assert!(
+                !payload.as_deref().is_some_and(duplicate_member),
+                "accepted a token naming a claim twice: {:?}",
+                p.claims()
+            );
             check_principal(p, strict, now_before);
         }
         Err(e) => check_error(gate, e),

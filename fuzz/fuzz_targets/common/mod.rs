@@ -130,3 +130,42 @@ pub fn debug() -> bool {
     static DEBUG: OnceLock<bool> = OnceLock::new();
     *DEBUG.get_or_init(|| std::env::var_os("TOKENGATE_FUZZ_DEBUG").is_some())
 }
+
+/// The member names of a JSON object, duplicates included (a `Map` keeps
+/// only the last of each). Names are compared unescaped, as every reader
+/// does (`"a"` and `"\u0061"` are one name).
+struct MemberNames(Vec<String>);
+
+impl<'de> serde::Deserialize<'de> for MemberNames {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = MemberNames;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<MemberNames, A::Error> {
+                let mut names = Vec::new();
+                while let Some(k) = map.next_key::<String>()? {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                    names.push(k);
+                }
+                Ok(MemberNames(names))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// `json` is a JSON object (syntax only: values are skipped, so numbers out
+/// of range and lone surrogates in values do not matter) that names one
+/// top-level member twice. Repeats inside a member's value do not count.
+pub fn duplicate_member(json: &[u8]) -> bool {
+    serde_json::from_slice::<MemberNames>(json).is_ok_and(|MemberNames(mut names)| {
+        names.sort_unstable();
+        names.windows(2).any(|w| w[0] == w[1])
+    })
+}
