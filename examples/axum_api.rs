@@ -9,7 +9,8 @@
 //! | variable | meaning |
 //! |---|---|
 //! | `TOKENGATE_ISSUER` | the authorization server; unset: an in-process test issuer is started |
-//! | `TOKENGATE_AUDIENCE` | this API's audience (required with `TOKENGATE_ISSUER`) |
+//! | `TOKENGATE_AUDIENCE` | this API's audience (required with `TOKENGATE_ISSUER`, unless `TOKENGATE_RESOURCE` is set) |
+//! | `TOKENGATE_RESOURCE` | this API's public URL, e.g. `http://127.0.0.1:3000` (no path): the RFC 9728 metadata is then served at `/.well-known/oauth-protected-resource`, every 401 and 403 names it, and it is the audience when `TOKENGATE_AUDIENCE` is unset |
 //! | `TOKENGATE_CLIENT_ID`, `TOKENGATE_CLIENT_SECRET` | this API's client at the authorization server: opaque tokens are then introspected (RFC 7662) |
 //! | `TOKENGATE_LISTEN` | listen address, default `127.0.0.1:3000` |
 //!
@@ -70,7 +71,10 @@ async fn me(Extension(p): Extension<Principal>) -> Json<Value> {
     }))
 }
 
-fn router(gate: TokenGate) -> Router {
+/// The scopes the routes below require, as the metadata lists them.
+const SCOPES: [&str; 3] = ["items:read", "items:write", "admin"];
+
+pub(crate) fn router(gate: TokenGate) -> Router {
     let items: Items = Arc::new(Mutex::new(vec!["first item".to_owned()]));
     // Each method has its own requirement: 403 `insufficient_scope` with
     // `scope="…"` naming what is missing, before the handler runs.
@@ -94,6 +98,64 @@ fn router(gate: TokenGate) -> Router {
     Router::new()
         .route("/health", get(|| async { "ok" }))
         .merge(protected)
+        // Public, like /health: clients read it before they have a token.
+        .merge(tokengate::axum::metadata_router(&gate))
+}
+
+/// The gate the `TOKENGATE_*` variables describe, and the in-process test
+/// issuer when `TOKENGATE_ISSUER` is unset.
+pub(crate) async fn gate_from_env()
+-> Result<(TokenGate, Option<TestIssuer>), Box<dyn std::error::Error>> {
+    let mut test_issuer = None;
+    let credentials = match (
+        std::env::var("TOKENGATE_CLIENT_ID"),
+        std::env::var("TOKENGATE_CLIENT_SECRET"),
+    ) {
+        (Ok(id), Ok(secret)) => Some((id, secret)),
+        _ => None,
+    };
+    let resource = std::env::var("TOKENGATE_RESOURCE").ok();
+    let with_resource = |builder: tokengate::TokenGateBuilder| match &resource {
+        Some(resource) => builder.resource(resource).scopes_supported(SCOPES),
+        None => builder,
+    };
+    let gate = match std::env::var("TOKENGATE_ISSUER") {
+        Ok(issuer) => {
+            let mut builder = with_resource(TokenGate::builder().issuer(issuer));
+            match std::env::var("TOKENGATE_AUDIENCE") {
+                Ok(audience) => builder = builder.audience(audience),
+                Err(_) if resource.is_some() => {}
+                Err(_) => {
+                    return Err(
+                        "TOKENGATE_AUDIENCE (or TOKENGATE_RESOURCE) is required with TOKENGATE_ISSUER"
+                            .into(),
+                    );
+                }
+            }
+            if let Some((id, secret)) = credentials {
+                builder = builder.introspection_credentials(id, secret);
+            }
+            builder.build().await?
+        }
+        Err(_) => {
+            let issuer = TestIssuer::start().await?;
+            let (id, secret) = credentials.unwrap_or_else(|| {
+                (
+                    tokengate::testing::INTROSPECTION_CLIENT_ID.to_owned(),
+                    tokengate::testing::INTROSPECTION_CLIENT_SECRET.to_owned(),
+                )
+            });
+            issuer.register_client(&id, &secret);
+            let gate = with_resource(TokenGate::builder().issuer(issuer.issuer()))
+                .audience(issuer.audience())
+                .introspection_credentials(id, secret)
+                .build()
+                .await?;
+            test_issuer = Some(issuer);
+            gate
+        }
+    };
+    Ok((gate, test_issuer))
 }
 
 #[tokio::main]
@@ -110,43 +172,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .parse()?;
 
     // Keeps the in-process issuer alive while the server runs.
-    let mut test_issuer = None;
-    let credentials = match (
-        std::env::var("TOKENGATE_CLIENT_ID"),
-        std::env::var("TOKENGATE_CLIENT_SECRET"),
-    ) {
-        (Ok(id), Ok(secret)) => Some((id, secret)),
-        _ => None,
-    };
-    let gate = match std::env::var("TOKENGATE_ISSUER") {
-        Ok(issuer) => {
-            let audience = std::env::var("TOKENGATE_AUDIENCE")
-                .map_err(|_| "TOKENGATE_AUDIENCE is required with TOKENGATE_ISSUER")?;
-            let mut builder = TokenGate::builder().issuer(issuer).audience(audience);
-            if let Some((id, secret)) = credentials {
-                builder = builder.introspection_credentials(id, secret);
-            }
-            builder.build().await?
-        }
-        Err(_) => {
-            let issuer = TestIssuer::start().await?;
-            let (id, secret) = credentials.unwrap_or_else(|| {
-                (
-                    tokengate::testing::INTROSPECTION_CLIENT_ID.to_owned(),
-                    tokengate::testing::INTROSPECTION_CLIENT_SECRET.to_owned(),
-                )
-            });
-            issuer.register_client(&id, &secret);
-            let gate = TokenGate::builder()
-                .issuer(issuer.issuer())
-                .audience(issuer.audience())
-                .introspection_credentials(id, secret)
-                .build()
-                .await?;
-            test_issuer = Some(issuer);
-            gate
-        }
-    };
+    let (gate, test_issuer) = gate_from_env().await?;
 
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;

@@ -112,6 +112,12 @@ impl From<bool> for Wire {
 pub(crate) struct Responder {
     /// `Bearer realm="…"`, already escaped as an RFC 7230 quoted-string.
     challenge_prefix: String,
+    /// `, scope="…"` for 401 challenges: the scopes a client should ask
+    /// for (MCP 2025-11-25), or empty.
+    scope_hint: String,
+    /// `, resource_metadata="…"` (RFC 9728 §5.1) ending every challenge, or
+    /// empty.
+    challenge_suffix: String,
     /// The full challenge for a request without a token, prebuilt because it
     /// is the most common rejection.
     missing: HeaderValue,
@@ -133,12 +139,38 @@ impl Responder {
             .unwrap_or_else(|_| HeaderValue::from_static("Bearer"));
         Responder {
             challenge_prefix,
+            scope_hint: String::new(),
+            challenge_suffix: String::new(),
             missing,
             invalid_token: Default::default(),
             invalid_request: Default::default(),
             detail,
             retry_after: HeaderValue::from(retry_after_secs),
         }
+    }
+
+    /// Every challenge also names the metadata document at `url` (RFC 9728
+    /// §5.1), and 401 challenges carry `scope` naming `hint` when given.
+    /// Both are configuration, checked for control characters at build.
+    pub(crate) fn with_resource(mut self, url: Option<&str>, hint: Option<&str>) -> Self {
+        self.scope_hint.clear();
+        self.challenge_suffix.clear();
+        if let Some(hint) = hint {
+            self.scope_hint.push_str(", scope=\"");
+            push_quoted(&mut self.scope_hint, hint);
+            self.scope_hint.push('"');
+        }
+        if let Some(url) = url {
+            self.challenge_suffix.push_str(", resource_metadata=\"");
+            push_quoted(&mut self.challenge_suffix, url);
+            self.challenge_suffix.push('"');
+        }
+        let missing = format!(
+            "{}{}{}",
+            self.challenge_prefix, self.scope_hint, self.challenge_suffix
+        );
+        self.missing = HeaderValue::from_str(&missing).unwrap_or_else(|_| self.missing.clone());
+        self
     }
 
     /// The `WWW-Authenticate` value for `err` (RFC 6750 §3), or `None` for a
@@ -165,7 +197,9 @@ impl Responder {
                 None => return self.missing.clone(),
             },
         };
-        let mut value = String::with_capacity(self.challenge_prefix.len() + 96);
+        let mut value = String::with_capacity(
+            self.challenge_prefix.len() + self.scope_hint.len() + self.challenge_suffix.len() + 96,
+        );
         value.push_str(&self.challenge_prefix);
         let _ = write!(value, ", error=\"{code}\"");
         if self.detail == ErrorDetail::Describe
@@ -179,7 +213,10 @@ impl Responder {
             value.push_str(", scope=\"");
             push_quoted(&mut value, required);
             value.push('"');
+        } else if err.status() == StatusCode::UNAUTHORIZED {
+            value.push_str(&self.scope_hint);
         }
+        value.push_str(&self.challenge_suffix);
         // Every piece is either a fixed ASCII text or escaped configuration,
         // so this only fails on a realm or scope with control characters,
         // which configuration validation refuses.
@@ -392,6 +429,74 @@ mod tests {
         assert_eq!(
             header(&r, "www-authenticate").as_deref(),
             Some(r#"Bearer realm="a\"b\\c""#)
+        );
+    }
+
+    #[test]
+    fn every_challenge_names_the_metadata_and_401s_the_scope_hint() {
+        let responder = Responder::new("api", ErrorDetail::Terse, 5).with_resource(
+            Some("https://h/.well-known/oauth-protected-resource/mcp"),
+            Some("mcp:tools"),
+        );
+        let metadata = r#"resource_metadata="https://h/.well-known/oauth-protected-resource/mcp""#;
+        for (err, expected) in [
+            (
+                AuthError::MissingToken,
+                format!(r#"Bearer realm="api", scope="mcp:tools", {metadata}"#),
+            ),
+            (
+                AuthError::InvalidToken(InvalidToken::Expired),
+                format!(
+                    r#"Bearer realm="api", error="invalid_token", scope="mcp:tools", {metadata}"#
+                ),
+            ),
+            (
+                AuthError::InvalidRequest(InvalidRequest::MultipleTokens),
+                format!(r#"Bearer realm="api", error="invalid_request", {metadata}"#),
+            ),
+            (
+                AuthError::InsufficientScope {
+                    required: "items:write admin".into(),
+                },
+                format!(
+                    r#"Bearer realm="api", error="insufficient_scope", scope="items:write admin", {metadata}"#
+                ),
+            ),
+            (
+                AuthError::InsufficientScope {
+                    required: String::new(),
+                },
+                format!(r#"Bearer realm="api", error="insufficient_scope", {metadata}"#),
+            ),
+        ] {
+            // Twice: the second answer comes from the per-reason memo.
+            for _ in 0..2 {
+                let r: Response<()> = responder.response(&err, false);
+                assert_eq!(
+                    header(&r, "www-authenticate"),
+                    Some(expected.clone()),
+                    "{err:?}"
+                );
+                let r: Response<()> = responder.response(&err, true);
+                assert_eq!(
+                    header(&r, "www-authenticate"),
+                    Some(expected.clone()),
+                    "{err:?}"
+                );
+            }
+        }
+        let r: Response<()> = responder.response(&AuthError::Unavailable(Unavailable::Keys), false);
+        assert_eq!(header(&r, "www-authenticate"), None);
+    }
+
+    #[test]
+    fn metadata_url_is_escaped_once() {
+        let responder = Responder::new("api", ErrorDetail::Terse, 5)
+            .with_resource(Some("https://h/a\"b"), None);
+        let r: Response<()> = responder.response(&AuthError::MissingToken, false);
+        assert_eq!(
+            header(&r, "www-authenticate").as_deref(),
+            Some(r#"Bearer realm="api", resource_metadata="https://h/a\"b""#)
         );
     }
 }

@@ -14,7 +14,7 @@ pub enum BuildError {
     MissingIssuer,
     /// No audience, and no explicit opt-out.
     #[error(
-        "no audience configured: call .audience(…), or .accept_any_audience() to opt out knowingly"
+        "no audience configured: call .audience(…) or .resource(…), or .accept_any_audience() to opt out knowingly"
     )]
     MissingAudience,
     /// A URL does not parse.

@@ -111,7 +111,7 @@ impl TokenGateBuilder {
 
 /// `url` for an error message: any `user:password@` part replaced, since
 /// errors are printed and logged.
-fn redacted(url: &str) -> String {
+pub(super) fn redacted(url: &str) -> String {
     let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     match rest[..authority_end].rfind('@') {

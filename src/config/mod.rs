@@ -9,7 +9,9 @@
 //! - `introspection.rs`: RFC 7662 for opaque tokens;
 //! - `http.rs`: the bounds of every call to the authorization server and the
 //!   URL policy (https, or loopback http);
-//! - `answers.rs`: how refusals are answered (realm, detail, `Retry-After`).
+//! - `answers.rs`: how refusals are answered (realm, detail, `Retry-After`);
+//! - `resource.rs`: the protected resource (RFC 9728, RFC 8707): its
+//!   identifier and metadata document.
 //!
 //! Imported by nobody but the crate root: everything else is built from what
 //! `build` hands it.
@@ -35,6 +37,7 @@ mod error;
 mod http;
 mod introspection;
 mod keys;
+mod resource;
 
 use std::sync::Arc;
 
@@ -52,13 +55,17 @@ pub use error::BuildError;
 /// | setting | default |
 /// |---|---|
 /// | [`issuer`](Self::issuer) | required |
-/// | [`audience`](Self::audience) | required, or [`accept_any_audience`](Self::accept_any_audience) |
+/// | [`audience`](Self::audience) | required, or the [`resource`](Self::resource), or [`accept_any_audience`](Self::accept_any_audience) |
 /// | key source | discovery from the issuer; or [`jwks_uri`](Self::jwks_uri), [`static_keys`](Self::static_keys), [`hmac_secret`](Self::hmac_secret) |
 /// | [`algorithms`](Self::algorithms) | RS256/384/512, PS256/384/512, ES256/384, EdDSA |
 /// | [`leeway`](Self::leeway) | 60 s |
 /// | [`strict_rfc9068`](Self::strict_rfc9068) | off (`typ` `at+jwt`, `JWT` or absent) |
 /// | [`max_token_length`](Self::max_token_length) | 16 KiB |
 /// | [`allow_query_token`](Self::allow_query_token) | off |
+/// | [`resource`](Self::resource) | none; when set, the default audience and the RFC 9728 metadata's subject |
+/// | [`scopes_supported`](Self::scopes_supported) | none listed in the metadata |
+/// | [`challenge_scope`](Self::challenge_scope) | no `scope` in 401 challenges |
+/// | [`metadata_at_root`](Self::metadata_at_root) | off: the metadata is served at its path-inserted URL only |
 /// | [`realm`](Self::realm) | the first audience, else `"api"` |
 /// | [`error_detail`](Self::error_detail) | [`ErrorDetail::Describe`](crate::ErrorDetail::Describe) |
 /// | [`retry_after`](Self::retry_after) | 5 s |
@@ -109,6 +116,7 @@ pub struct TokenGateBuilder {
     introspection: introspection::IntrospectionSettings,
     http: http::HttpSettings,
     answers: answers::AnswerSettings,
+    resource: resource::ResourceSettings,
 }
 
 impl Default for TokenGateBuilder {
@@ -122,6 +130,7 @@ impl Default for TokenGateBuilder {
             introspection: introspection::IntrospectionSettings::default(),
             http: http::HttpSettings::default(),
             answers: answers::AnswerSettings::default(),
+            resource: resource::ResourceSettings::default(),
         }
     }
 }
@@ -138,19 +147,36 @@ impl TokenGateBuilder {
     /// Resolves the configuration: checks it, runs discovery, loads the keys,
     /// and starts the background key refresh (which ends when the last clone
     /// of the gate is dropped). Must run inside a tokio runtime.
-    pub async fn build(self) -> Result<TokenGate, BuildError> {
+    pub async fn build(mut self) -> Result<TokenGate, BuildError> {
         // Everything that needs no network is checked first, so a typo
         // fails at once rather than after a discovery round trip.
         let issuer = self.issuer.clone().ok_or(BuildError::MissingIssuer)?;
         let issuer_url = self.http.checked_url("issuer", &issuer)?;
+        let resource = self.resource.identifier(&self.http)?;
+        if let Some(resource) = &resource
+            && self.claims.audiences.is_empty()
+            && !self.claims.any_audience
+        {
+            self.claims.audiences.push(resource.clone());
+        }
         self.claims.check(&self.bearer)?;
         let timing = self.jwks_timing()?;
-        let responder = self.answers.responder(&self.claims.audiences)?;
+        let scope_hint = self.resource.hint()?;
+        let metadata = self
+            .resource
+            .publish(resource, &issuer, self.bearer.allow_query)?;
+        let responder = self
+            .answers
+            .responder(&self.claims.audiences)?
+            .with_resource(
+                metadata.as_ref().map(|m| m.url.as_str()),
+                scope_hint.as_deref(),
+            );
         let (allowed, secrets) = self.keys.algorithms_and_secrets()?;
         let fetcher = self.http.fetcher()?;
 
         let introspecting = self.introspection.enabled();
-        let metadata = if self.keys.keys_from_discovery(&secrets)
+        let discovered = if self.keys.keys_from_discovery(&secrets)
             || (introspecting && self.introspection.endpoint.is_none())
         {
             Some(discovery::discover(&fetcher, &issuer, &issuer_url).await?)
@@ -158,9 +184,9 @@ impl TokenGateBuilder {
             None
         };
         let source = self
-            .key_source(allowed, secrets, timing, &fetcher, metadata.as_ref())
+            .key_source(allowed, secrets, timing, &fetcher, discovered.as_ref())
             .await?;
-        let introspector = self.introspector(fetcher, metadata.as_ref(), &issuer)?;
+        let introspector = self.introspector(fetcher, discovered.as_ref(), &issuer)?;
         let token_cache = (self.keys.token_cache_bytes > 0)
             .then(|| TokenCache::new(self.keys.token_cache_bytes, self.claims.leeway.as_secs()));
         Ok(TokenGate {
@@ -174,6 +200,7 @@ impl TokenGateBuilder {
                     source.verify_jwt_locally,
                 ),
                 responder,
+                metadata,
             }),
         })
     }

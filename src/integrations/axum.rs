@@ -49,7 +49,7 @@ use crate::error::AuthError;
 use crate::principal::Principal;
 use crate::requirement::{ScopeSet, check_scopes, missing_principal};
 use crate::response::Wire;
-use crate::verify::gate::{GateContext, responder};
+use crate::verify::gate::{GateContext, TokenGate, responder};
 
 /// Why an extractor refused the request; answers like the layer would
 /// (the gate's realm and error detail).
@@ -435,4 +435,30 @@ impl<S: Send + Sync, R: ScopeSet> FromRequestParts<S> for Scoped<R> {
             Err(e) => Err(AuthRejection::new(e, parts)),
         }
     }
+}
+
+/// An axum `Router` that serves the gate's RFC 9728 metadata document at
+/// its well-known path(s), as [`TokenGate::metadata_service`] describes.
+/// Merge it into your app beside the routes the gate protects, not under
+/// the gate's layer: clients fetch the metadata before they have a token.
+/// Without a [`resource`](crate::TokenGateBuilder::resource) the router is
+/// empty.
+///
+/// ```
+/// use axum::{Router, routing::post};
+/// # async fn demo(gate: tokengate::TokenGate) {
+/// let app: Router = Router::new()
+///     .route("/mcp", post(|| async { "…" }))
+///     .layer(gate.layer())
+///     .merge(tokengate::axum::metadata_router(&gate));
+/// # }
+/// ```
+pub fn metadata_router<S>(gate: &TokenGate) -> axum::Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    gate.resource_metadata_paths()
+        .fold(axum::Router::new(), |router, path| {
+            router.route_service(path, gate.metadata_service())
+        })
 }

@@ -9,6 +9,7 @@ use http::{Extensions, Response};
 
 use crate::authority::jwks::JwksHealth;
 use crate::error::AuthError;
+use crate::metadata::{Published, ResourceMetadata};
 use crate::principal::Principal;
 use crate::response::{ErrorDetail, Responder, Wire};
 use crate::verify::verifier::Verifier;
@@ -47,6 +48,7 @@ impl std::fmt::Debug for TokenGate {
         f.debug_struct("TokenGate")
             .field("issuer", &self.inner.verifier.rules.issuer)
             .field("audiences", &self.inner.verifier.rules.audiences)
+            .field("resource", &self.resource())
             .finish_non_exhaustive()
     }
 }
@@ -85,6 +87,68 @@ impl TokenGate {
     /// ```
     pub fn error_response<B: Default>(&self, err: &AuthError, grpc: bool) -> http::Response<B> {
         self.inner.responder.response(err, grpc)
+    }
+
+    /// The protected resource's identifier, canonical, as configured with
+    /// [`resource`](crate::TokenGateBuilder::resource).
+    ///
+    /// ```
+    /// # async fn demo(gate: tokengate::TokenGate) {
+    /// if let Some(resource) = gate.resource() {
+    ///     println!("clients ask for tokens with resource={resource}");
+    /// }
+    /// # }
+    /// ```
+    pub fn resource(&self) -> Option<&str> {
+        self.published().map(|p| p.document.resource.as_str())
+    }
+
+    /// The RFC 9728 metadata document of the resource, when one is
+    /// configured: `resource`, `authorization_servers` (the trusted
+    /// issuer), `bearer_methods_supported`, and the optional members that
+    /// were set. [`metadata_service`](Self::metadata_service) serves it.
+    ///
+    /// ```
+    /// use tokengate::TokenGate;
+    /// use tokengate::testing::TestIssuer;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let issuer = TestIssuer::start().await?;
+    /// let gate = TokenGate::builder()
+    ///     .issuer(issuer.issuer())
+    ///     .resource("https://api.example.com")
+    ///     .scopes_supported(["items:read"])
+    ///     .build()
+    ///     .await?;
+    /// let document = gate.resource_metadata().unwrap();
+    /// assert_eq!(document.authorization_servers, [issuer.issuer()]);
+    /// assert_eq!(document.bearer_methods_supported, ["header"]);
+    /// # Ok(()) }
+    /// ```
+    pub fn resource_metadata(&self) -> Option<&ResourceMetadata> {
+        self.published().map(|p| &p.document)
+    }
+
+    /// Where the metadata document is published (RFC 9728 §3.1: the
+    /// well-known suffix inserted before the resource's path), as every 401
+    /// and 403 challenge names it in `resource_metadata`.
+    ///
+    /// ```
+    /// # async fn demo(gate: tokengate::TokenGate) {
+    /// // For the resource https://api.example.com/mcp:
+    /// assert_eq!(
+    ///     gate.resource_metadata_url(),
+    ///     Some("https://api.example.com/.well-known/oauth-protected-resource/mcp"),
+    /// );
+    /// # }
+    /// ```
+    pub fn resource_metadata_url(&self) -> Option<&str> {
+        self.published().map(|p| p.url.as_str())
+    }
+
+    pub(crate) fn published(&self) -> Option<&Published> {
+        self.inner.metadata.as_ref()
     }
 
     /// The state of the key set cache: key count, age, last error.
@@ -148,6 +212,8 @@ pub struct CacheStats {
 pub(crate) struct Shared {
     pub(crate) verifier: Verifier,
     pub(crate) responder: Responder,
+    /// The RFC 9728 document, when a resource is configured.
+    pub(crate) metadata: Option<Published>,
 }
 
 /// What the gate leaves in the extensions besides the principal, so guards

@@ -1,0 +1,206 @@
+//! `examples/axum_api.rs` as its environment configures it: its
+//! `TOKENGATE_RESOURCE` contract (RFC 9728 metadata at the root well-known
+//! URL, `resource_metadata` in every 401 and 403, the resource as the default
+//! audience) and the routes' answers. The example's own code runs: its file
+//! is compiled into this test.
+
+#[allow(dead_code)]
+#[path = "../examples/axum_api.rs"]
+mod axum_api;
+
+use axum::Router;
+use axum::body::Body;
+use http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tokengate::testing::TestIssuer;
+use tower::ServiceExt;
+
+const RESOURCE: &str = "http://127.0.0.1:3000";
+const METADATA: &str = "http://127.0.0.1:3000/.well-known/oauth-protected-resource";
+
+const VARIABLES: [&str; 6] = [
+    "TOKENGATE_ISSUER",
+    "TOKENGATE_AUDIENCE",
+    "TOKENGATE_RESOURCE",
+    "TOKENGATE_CLIENT_ID",
+    "TOKENGATE_CLIENT_SECRET",
+    "TOKENGATE_LISTEN",
+];
+
+/// Sets the example's environment. One test in this binary, so nothing
+/// reads the environment meanwhile.
+fn environment(pairs: &[(&str, &str)]) {
+    for name in VARIABLES {
+        // SAFETY: this binary's only test runs alone and sets variables
+        // before it starts any task that reads them.
+        unsafe { std::env::remove_var(name) };
+    }
+    for (name, value) in pairs {
+        // SAFETY: as above.
+        unsafe { std::env::set_var(name, value) };
+    }
+}
+
+async fn send(
+    app: &Router,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+) -> (StatusCode, http::HeaderMap, Vec<u8>) {
+    let mut request = Request::builder().method(method).uri(path);
+    if let Some(token) = token {
+        request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    let response = app
+        .clone()
+        .oneshot(request.body(Body::from("an item")).unwrap())
+        .await
+        .unwrap();
+    let (parts, body) = response.into_parts();
+    (
+        parts.status,
+        parts.headers,
+        body.collect().await.unwrap().to_bytes().to_vec(),
+    )
+}
+
+fn challenge(headers: &http::HeaderMap) -> String {
+    headers[header::WWW_AUTHENTICATE]
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn resource_contract() {
+    // 1. With the embedded test issuer.
+    environment(&[("TOKENGATE_RESOURCE", RESOURCE)]);
+    let (gate, issuer) = axum_api::gate_from_env().await.unwrap();
+    let issuer = issuer.expect("no TOKENGATE_ISSUER: the example starts its own");
+    let app = axum_api::router(gate);
+
+    let (status, headers, body) =
+        send(&app, "GET", "/.well-known/oauth-protected-resource", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers[header::CONTENT_TYPE], "application/json");
+    let document: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        document,
+        json!({
+            "resource": RESOURCE,
+            "authorization_servers": [issuer.issuer()],
+            "scopes_supported": ["items:read", "items:write", "admin"],
+            "bearer_methods_supported": ["header"],
+        })
+    );
+    let reader = issuer.token().scope("items:read").sign();
+    let writer = issuer.token().scope("items:read items:write").sign();
+    for (method, path, token, status) in [
+        ("GET", "/items", None, StatusCode::UNAUTHORIZED),
+        (
+            "GET",
+            "/me",
+            Some(format!("{reader}x")),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "POST",
+            "/items",
+            Some(reader.clone()),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "DELETE",
+            "/items/0",
+            Some(writer.clone()),
+            StatusCode::FORBIDDEN,
+        ),
+    ] {
+        let (got, headers, _) = send(&app, method, path, token.as_deref()).await;
+        assert_eq!(got, status, "{method} {path}");
+        let challenge = challenge(&headers);
+        assert_eq!(
+            challenge
+                .matches(&format!("resource_metadata=\"{METADATA}\""))
+                .count(),
+            1,
+            "{challenge}"
+        );
+    }
+    // The routes still answer as before.
+    for (method, path, token, status) in [
+        ("GET", "/health", None, StatusCode::OK),
+        ("GET", "/me", Some(&reader), StatusCode::OK),
+        ("GET", "/items", Some(&reader), StatusCode::OK),
+        ("POST", "/items", Some(&writer), StatusCode::CREATED),
+    ] {
+        assert_eq!(
+            send(&app, method, path, token.map(String::as_str)).await.0,
+            status,
+            "{method} {path}"
+        );
+    }
+
+    // 2. An issuer of the operator's, no TOKENGATE_AUDIENCE: the resource is
+    // the audience.
+    let external = TestIssuer::start().await.unwrap();
+    environment(&[
+        ("TOKENGATE_ISSUER", &external.issuer()),
+        ("TOKENGATE_RESOURCE", RESOURCE),
+    ]);
+    let (gate, embedded) = axum_api::gate_from_env().await.unwrap();
+    assert!(embedded.is_none());
+    let app = axum_api::router(gate);
+    let for_resource = external
+        .token()
+        .audience(RESOURCE)
+        .scope("items:read")
+        .sign();
+    let for_other = external.token().scope("items:read").sign();
+    assert_eq!(
+        send(&app, "GET", "/items", Some(&for_resource)).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        send(&app, "GET", "/items", Some(&for_other)).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // 3. TOKENGATE_AUDIENCE, when also set, stays the audience.
+    environment(&[
+        ("TOKENGATE_ISSUER", &external.issuer()),
+        ("TOKENGATE_AUDIENCE", &external.audience()),
+        ("TOKENGATE_RESOURCE", RESOURCE),
+    ]);
+    let (gate, _) = axum_api::gate_from_env().await.unwrap();
+    let app = axum_api::router(gate);
+    assert_eq!(
+        send(&app, "GET", "/items", Some(&for_other)).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        send(&app, "GET", "/items", Some(&for_resource)).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let (_, headers, body) = send(&app, "GET", "/.well-known/oauth-protected-resource", None).await;
+    assert_eq!(headers[header::CONTENT_TYPE], "application/json");
+    let document: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(document["resource"], RESOURCE);
+
+    // 4. Without TOKENGATE_RESOURCE: no metadata, no attribute, and an
+    // issuer without an audience is a configuration error.
+    environment(&[]);
+    let (gate, _) = axum_api::gate_from_env().await.unwrap();
+    let app = axum_api::router(gate);
+    assert_eq!(
+        send(&app, "GET", "/.well-known/oauth-protected-resource", None)
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    let (_, headers, _) = send(&app, "GET", "/items", None).await;
+    assert!(!challenge(&headers).contains("resource_metadata"));
+    environment(&[("TOKENGATE_ISSUER", &external.issuer())]);
+    assert!(axum_api::gate_from_env().await.is_err());
+}
