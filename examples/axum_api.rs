@@ -8,10 +8,10 @@
 //!
 //! | variable | meaning |
 //! |---|---|
-//! | `TOKENGATE_ISSUER` | the authorization server; unset: an in-process test issuer is started |
-//! | `TOKENGATE_AUDIENCE` | this API's audience (required with `TOKENGATE_ISSUER`, unless `TOKENGATE_RESOURCE` is set) |
+//! | `TOKENGATE_ISSUER` | the authorization server, or several separated by spaces (each discovered and trusted); unset: an in-process test issuer is started |
+//! | `TOKENGATE_AUDIENCE` | this API's audience, for every issuer (required with `TOKENGATE_ISSUER`, unless `TOKENGATE_RESOURCE` is set) |
 //! | `TOKENGATE_RESOURCE` | this API's public URL, e.g. `http://127.0.0.1:3000` (no path): the RFC 9728 metadata is then served at `/.well-known/oauth-protected-resource`, every 401 and 403 names it, and it is the audience when `TOKENGATE_AUDIENCE` is unset |
-//! | `TOKENGATE_CLIENT_ID`, `TOKENGATE_CLIENT_SECRET` | this API's client at the authorization server: opaque tokens are then introspected (RFC 7662) |
+//! | `TOKENGATE_CLIENT_ID`, `TOKENGATE_CLIENT_SECRET` | this API's client at the (first) authorization server: opaque tokens are then introspected there (RFC 7662) |
 //! | `TOKENGATE_LISTEN` | listen address, default `127.0.0.1:3000` |
 //!
 //! With no `TOKENGATE_ISSUER` it prints ready-to-paste curl commands with
@@ -121,7 +121,8 @@ pub(crate) async fn gate_from_env()
     };
     let gate = match std::env::var("TOKENGATE_ISSUER") {
         Ok(issuer) => {
-            let mut builder = with_resource(TokenGate::builder().issuer(issuer));
+            let mut builder =
+                with_resource(TokenGate::builder().issuers(issuer.split_whitespace()));
             match std::env::var("TOKENGATE_AUDIENCE") {
                 Ok(audience) => builder = builder.audience(audience),
                 Err(_) if resource.is_some() => {}

@@ -220,7 +220,7 @@ pub use authority::introspection::{
     ClientAuth, IntrospectionMode, OpaqueTokenShape, TokenAlphabet,
 };
 pub use authority::jwks::JwksHealth;
-pub use config::{BuildError, TokenGateBuilder};
+pub use config::{BuildError, Issuer, TokenGateBuilder};
 pub use error::{AuthError, InvalidRequest, InvalidToken, Unavailable};
 pub use http::layer::{ResponseFuture, TokenGateLayer, TokenGateService};
 pub use http::metadata::MetadataService;
@@ -232,7 +232,7 @@ pub use principal::{Principal, TokenSource};
 pub use requirement::{ScopeRequirement, ScopeSet};
 pub use response::ErrorDetail;
 pub use scope::{InvalidScope, Scopes, is_scope_token};
-pub use verify::gate::{CacheStats, TokenGate};
+pub use verify::gate::{CacheStats, IssuerHealth, TokenGate};
 
 // The README's examples are compiled (and, where they can run offline, run)
 // as doctests, so the quick start cannot rot.

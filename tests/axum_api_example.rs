@@ -188,7 +188,33 @@ async fn resource_contract() {
     let document: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(document["resource"], RESOURCE);
 
-    // 4. Without TOKENGATE_RESOURCE: no metadata, no attribute, and an
+    // 4. Several issuers, separated by spaces: each is trusted, and the
+    // metadata lists them all.
+    let second = TestIssuer::start().await.unwrap();
+    environment(&[
+        (
+            "TOKENGATE_ISSUER",
+            &format!("{}  {}", external.issuer(), second.issuer()),
+        ),
+        ("TOKENGATE_RESOURCE", RESOURCE),
+    ]);
+    let (gate, _) = axum_api::gate_from_env().await.unwrap();
+    let app = axum_api::router(gate);
+    for issuer in [&external, &second] {
+        let token = issuer.token().audience(RESOURCE).scope("items:read").sign();
+        assert_eq!(
+            send(&app, "GET", "/items", Some(&token)).await.0,
+            StatusCode::OK
+        );
+    }
+    let (_, _, body) = send(&app, "GET", "/.well-known/oauth-protected-resource", None).await;
+    let document: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        document["authorization_servers"],
+        json!([external.issuer(), second.issuer()])
+    );
+
+    // 5. Without TOKENGATE_RESOURCE: no metadata, no attribute, and an
     // issuer without an audience is a configuration error.
     environment(&[]);
     let (gate, _) = axum_api::gate_from_env().await.unwrap();

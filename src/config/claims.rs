@@ -52,6 +52,7 @@ impl ClaimSettings {
     pub(super) fn rules(&self, issuer: String, algorithms: AlgorithmSet) -> ClaimRules {
         ClaimRules {
             issuer,
+            other_issuers: std::sync::Arc::new([]),
             audiences: if self.any_audience {
                 Vec::new()
             } else {
@@ -65,13 +66,6 @@ impl ClaimSettings {
 }
 
 impl TokenGateBuilder {
-    /// The issuer identifier, exactly as tokens carry it in `iss` and as the
-    /// server's metadata names it (trailing slash included or not).
-    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
-        self.issuer = Some(issuer.into());
-        self
-    }
-
     /// An audience this resource server accepts in `aud`. Call again to
     /// accept several; a token needs one of them.
     pub fn audience(mut self, audience: impl Into<String>) -> Self {

@@ -171,8 +171,9 @@ impl TokenGateBuilder {
     /// the background), or none for an issuer of opaque tokens only.
     pub(super) async fn key_source(
         &self,
-        allowed: AlgorithmSet,
-        secrets: Vec<VerifyingKey>,
+        keys: &KeySettings,
+        introspects: bool,
+        (allowed, secrets): (AlgorithmSet, Vec<VerifyingKey>),
         timing: JwksTiming,
         fetcher: &Fetcher,
         metadata: Option<&AuthorizationServerMetadata>,
@@ -181,7 +182,7 @@ impl TokenGateBuilder {
             jwks: Arc::new(Jwks::fixed(keys, timing)),
             verify_jwt_locally: true,
         };
-        if let Some(set) = &self.keys.static_keys {
+        if let Some(set) = &keys.static_keys {
             let (keys, skipped) = KeySet::from_jwks(set.keys.iter().cloned().map(Ok), allowed);
             for (kid, why) in skipped {
                 tracing::warn!(target: "tokengate::jwks", kid = kid.as_deref().unwrap_or("-"), reason = %why, "skipping static key");
@@ -192,17 +193,16 @@ impl TokenGateBuilder {
             }
             return Ok(fixed(keys));
         }
-        if !secrets.is_empty() && self.keys.jwks_uri.is_none() {
+        if !secrets.is_empty() && keys.jwks_uri.is_none() {
             return Ok(fixed(KeySet::new(secrets)));
         }
-        let jwks_uri = self
-            .keys
+        let jwks_uri = keys
             .jwks_uri
             .clone()
             .or_else(|| metadata.and_then(|m| m.jwks_uri.clone()));
         let Some(uri) = jwks_uri else {
             // An issuer of opaque tokens only: JWTs, if any, are introspected.
-            if self.introspection.enabled() {
+            if introspects {
                 return Ok(KeySource {
                     jwks: Arc::new(Jwks::fixed(KeySet::default(), timing)),
                     verify_jwt_locally: false,

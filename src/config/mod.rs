@@ -36,6 +36,7 @@ mod claims;
 mod error;
 mod http;
 mod introspection;
+mod issuers;
 mod keys;
 mod resource;
 
@@ -46,9 +47,10 @@ use crate::authority::jwks::JwksTiming;
 use crate::token::bearer::BearerPolicy;
 use crate::verify::gate::{Shared, TokenGate};
 use crate::verify::token_cache::TokenCache;
-use crate::verify::verifier::Verifier;
+use crate::verify::verifier::{Authority, Verifier};
 
 pub use error::BuildError;
+pub use issuers::Issuer;
 
 /// Configures a [`TokenGate`].
 ///
@@ -108,7 +110,8 @@ pub use error::BuildError;
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct TokenGateBuilder {
-    issuer: Option<String>,
+    issuers: Vec<issuers::Issuer>,
+    introspecting_issuer: Option<String>,
     claims: claims::ClaimSettings,
     bearer: BearerPolicy,
     keys: keys::KeySettings,
@@ -122,7 +125,8 @@ pub struct TokenGateBuilder {
 impl Default for TokenGateBuilder {
     fn default() -> Self {
         TokenGateBuilder {
-            issuer: None,
+            issuers: Vec::new(),
+            introspecting_issuer: None,
             claims: claims::ClaimSettings::default(),
             bearer: claims::DEFAULT_BEARER,
             keys: keys::KeySettings::default(),
@@ -150,8 +154,12 @@ impl TokenGateBuilder {
     pub async fn build(mut self) -> Result<TokenGate, BuildError> {
         // Everything that needs no network is checked first, so a typo
         // fails at once rather than after a discovery round trip.
-        let issuer = self.issuer.clone().ok_or(BuildError::MissingIssuer)?;
-        let issuer_url = self.http.checked_url("issuer", &issuer)?;
+        let introspecting = self.checked_issuers()?;
+        let issuer_urls = self
+            .issuers
+            .iter()
+            .map(|i| self.http.checked_url("issuer", &i.issuer))
+            .collect::<Result<Vec<_>, _>>()?;
         let resource = self.resource.identifier(&self.http)?;
         if let Some(resource) = &resource
             && self.claims.audiences.is_empty()
@@ -160,11 +168,19 @@ impl TokenGateBuilder {
             self.claims.audiences.push(resource.clone());
         }
         self.claims.check(&self.bearer)?;
+        if self
+            .issuers
+            .iter()
+            .any(|i| i.audiences.iter().any(String::is_empty))
+        {
+            return Err(BuildError::InvalidConfig("an audience is empty"));
+        }
         let timing = self.jwks_timing()?;
         let scope_hint = self.resource.hint()?;
+        let identifiers: Vec<String> = self.issuers.iter().map(|i| i.issuer.clone()).collect();
         let metadata = self
             .resource
-            .publish(resource, &issuer, self.bearer.allow_query)?;
+            .publish(resource, &identifiers, self.bearer.allow_query)?;
         let responder = self
             .answers
             .responder(&self.claims.audiences)?
@@ -172,32 +188,70 @@ impl TokenGateBuilder {
                 metadata.as_ref().map(|m| m.url.as_str()),
                 scope_hint.as_deref(),
             );
-        let (allowed, secrets) = self.keys.algorithms_and_secrets()?;
         let fetcher = self.http.fetcher()?;
+        let introspection_enabled = self.introspection.enabled();
 
-        let introspecting = self.introspection.enabled();
-        let discovered = if self.keys.keys_from_discovery(&secrets)
-            || (introspecting && self.introspection.endpoint.is_none())
-        {
-            Some(discovery::discover(&fetcher, &issuer, &issuer_url).await?)
-        } else {
-            None
-        };
-        let source = self
-            .key_source(allowed, secrets, timing, &fetcher, discovered.as_ref())
-            .await?;
-        let introspector = self.introspector(fetcher, discovered.as_ref(), &issuer)?;
+        let mut authorities = Vec::with_capacity(self.issuers.len());
+        let mut introspector = None;
+        for (index, (issuer, url)) in self.issuers.iter().zip(&issuer_urls).enumerate() {
+            let mut keys = self.keys.clone();
+            if issuer.jwks_uri.is_some() || issuer.static_keys.is_some() {
+                keys.jwks_uri = issuer.jwks_uri.clone();
+                keys.static_keys = issuer.static_keys.clone();
+            }
+            if let Some(algorithms) = &issuer.algorithms {
+                keys.algorithms = Some(algorithms.clone());
+            }
+            let (allowed, secrets) = keys.algorithms_and_secrets()?;
+            let from_discovery = keys.keys_from_discovery(&secrets);
+            let introspects = introspection_enabled && index == introspecting;
+            let discovered =
+                if from_discovery || (introspects && self.introspection.endpoint.is_none()) {
+                    Some(discovery::discover(&fetcher, &issuer.issuer, url).await?)
+                } else {
+                    None
+                };
+            let source = self
+                .key_source(
+                    &keys,
+                    introspects,
+                    (allowed, secrets),
+                    timing,
+                    &fetcher,
+                    discovered.as_ref(),
+                )
+                .await?;
+            if introspects {
+                introspector =
+                    self.introspector(fetcher.clone(), discovered.as_ref(), &issuer.issuer)?;
+            }
+            let mut rules = self.claims.rules(issuer.issuer.clone(), allowed);
+            if !issuer.audiences.is_empty() {
+                rules.audiences = issuer.audiences.clone();
+            }
+            if index == introspecting {
+                rules.other_issuers = identifiers
+                    .iter()
+                    .filter(|i| **i != issuer.issuer)
+                    .cloned()
+                    .collect();
+            }
+            authorities.push(Authority {
+                jwks: source.jwks,
+                rules,
+                verify_jwt_locally: source.verify_jwt_locally,
+            });
+        }
         let token_cache = (self.keys.token_cache_bytes > 0)
             .then(|| TokenCache::new(self.keys.token_cache_bytes, self.claims.leeway.as_secs()));
         Ok(TokenGate {
             inner: Arc::new(Shared {
                 verifier: Verifier::new(
-                    source.jwks,
-                    self.claims.rules(issuer, allowed),
+                    authorities,
                     self.bearer,
                     token_cache,
                     introspector,
-                    source.verify_jwt_locally,
+                    introspecting,
                 ),
                 responder,
                 metadata,

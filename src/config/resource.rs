@@ -56,7 +56,7 @@ impl ResourceSettings {
     pub(super) fn publish(
         &self,
         resource: Option<String>,
-        issuer: &str,
+        issuers: &[String],
         query_tokens: bool,
     ) -> Result<Option<Published>, BuildError> {
         if !self.scopes_supported.iter().all(|s| is_scope_token(s)) {
@@ -94,7 +94,7 @@ impl ResourceSettings {
         scopes.retain(|s| seen.insert(s.clone()));
         let document = ResourceMetadata {
             resource,
-            authorization_servers: vec![issuer.to_owned()],
+            authorization_servers: issuers.to_vec(),
             scopes_supported: scopes,
             bearer_methods_supported: bearer_methods,
             resource_name: self.name.clone(),

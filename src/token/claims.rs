@@ -26,6 +26,10 @@ use crate::scope::Scopes;
 #[derive(Debug, Clone)]
 pub(crate) struct ClaimRules {
     pub(crate) issuer: String,
+    /// The gate's other trusted issuers, which an introspection answer's
+    /// `iss` may name too (RFC 7662 cannot tell the issuer of an opaque
+    /// token beforehand). A JWT's `iss` must be `issuer` itself.
+    pub(crate) other_issuers: std::sync::Arc<[String]>,
     /// Empty only when the user opted out of audience checks by name.
     pub(crate) audiences: Vec<String>,
     pub(crate) leeway_secs: u64,
@@ -42,6 +46,7 @@ impl ClaimRules {
     pub(crate) fn for_tests() -> ClaimRules {
         ClaimRules {
             issuer: "https://as".into(),
+            other_issuers: std::sync::Arc::new([]),
             audiences: vec!["api".into()],
             leeway_secs: 60,
             strict_rfc9068: false,
@@ -320,6 +325,19 @@ impl<'a> Registered<'a> {
             None => Err(InvalidToken::MissingClaim),
             Some(iss) if iss.as_str() == issuer => Ok(()),
             Some(_) => Err(InvalidToken::WrongIssuer),
+        }
+    }
+
+    /// `iss`, when present, is `issuer` or one of `others` (an
+    /// introspection answer at a gate that trusts several issuers).
+    pub(crate) fn check_issuer_among(
+        &self,
+        issuer: &str,
+        others: &[String],
+    ) -> Result<(), InvalidToken> {
+        match &self.iss {
+            Some(iss) if others.iter().any(|o| o == iss.as_str()) => Ok(()),
+            _ => self.check_issuer(issuer, false),
         }
     }
 

@@ -137,7 +137,30 @@ fn check_typ(typ: Option<&str>, strict: bool) -> Result<(), InvalidToken> {
     }
 }
 
+/// The one claim read before the signature is checked, to choose among
+/// trusted issuers. A repeated `iss` is an error (derived structs refuse
+/// duplicate fields), as it is when the claims are validated.
+#[derive(Deserialize)]
+struct Issuer<'a> {
+    #[serde(default, borrow, deserialize_with = "non_null_str")]
+    iss: Option<Str<'a>>,
+}
+
 impl Jws<'_> {
+    /// Calls `route` with the payload's `iss`, unverified: it may only
+    /// choose among configured issuers (by exact match), never build a URL.
+    /// The chosen issuer's rules check `iss` again once the signature
+    /// verifies. `None`: no `iss`, or a payload that does not decode.
+    pub(crate) fn with_unverified_issuer<T>(&self, route: impl FnOnce(Option<&str>) -> T) -> T {
+        let Ok(payload) = URL_SAFE_NO_PAD.decode(self.payload) else {
+            return route(None);
+        };
+        match serde_json::from_slice::<Issuer>(&payload) {
+            Ok(Issuer { iss: Some(iss) }) => route(Some(iss.as_str())),
+            _ => route(None),
+        }
+    }
+
     /// Verifies the signature with `key`, then decodes and validates the
     /// claims, and builds the principal.
     pub(crate) fn verify(

@@ -46,8 +46,20 @@ pub struct TokenGate {
 impl std::fmt::Debug for TokenGate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TokenGate")
-            .field("issuer", &self.inner.verifier.rules.issuer)
-            .field("audiences", &self.inner.verifier.rules.audiences)
+            .field(
+                "issuers",
+                &self
+                    .inner
+                    .verifier
+                    .authorities
+                    .iter()
+                    .map(|a| a.rules.issuer.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .field(
+                "audiences",
+                &self.inner.verifier.authorities[0].rules.audiences,
+            )
             .field("resource", &self.resource())
             .finish_non_exhaustive()
     }
@@ -151,9 +163,42 @@ impl TokenGate {
         self.inner.metadata.as_ref()
     }
 
-    /// The state of the key set cache: key count, age, last error.
+    /// The state of the first issuer's key set cache: key count, age, last
+    /// error. With several issuers, [`health`](Self::health) reports each.
     pub fn jwks_health(&self) -> JwksHealth {
         self.inner.verifier.jwks_health()
+    }
+
+    /// The key set health of every trusted issuer, in configuration order.
+    ///
+    /// ```
+    /// use tokengate::TokenGate;
+    /// use tokengate::testing::TestIssuer;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (a, b) = (TestIssuer::start().await?, TestIssuer::start().await?);
+    /// let gate = TokenGate::builder()
+    ///     .issuers([a.issuer(), b.issuer()])
+    ///     .audience(a.audience())
+    ///     .build()
+    ///     .await?;
+    /// let health = gate.health();
+    /// assert_eq!(health.len(), 2);
+    /// assert_eq!(health[1].issuer, b.issuer());
+    /// assert!(health.iter().all(|h| h.keys.usable));
+    /// # Ok(()) }
+    /// ```
+    pub fn health(&self) -> Vec<IssuerHealth> {
+        self.inner
+            .verifier
+            .authorities
+            .iter()
+            .map(|a| IssuerHealth {
+                issuer: a.rules.issuer.clone(),
+                keys: a.jwks.health(),
+            })
+            .collect()
     }
 
     /// How many entries the token caches hold, and how many bytes. Runs the
@@ -186,6 +231,16 @@ impl TokenGate {
             introspection_bytes,
         }
     }
+}
+
+/// One trusted issuer's health, as [`TokenGate::health`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct IssuerHealth {
+    /// The issuer identifier.
+    pub issuer: String,
+    /// Its key set cache.
+    pub keys: JwksHealth,
 }
 
 /// Entry counts and sizes of a gate's token caches (see

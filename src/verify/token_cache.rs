@@ -25,7 +25,7 @@ use std::time::Duration;
 use moka::sync::Cache;
 
 use crate::clock::{self, ExpiresAt, Instant, UntilExpiry};
-use crate::keys::{KeySet, VerifyingKey};
+use crate::keys::VerifyingKey;
 use crate::principal::{Principal, cache_weight};
 use crate::token::TokenHash;
 
@@ -36,6 +36,9 @@ const MAX_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 struct Entry {
     principal: Principal,
     key: Arc<VerifyingKey>,
+    /// Which of the gate's issuers verified it (its index): a hit is checked
+    /// against that issuer's keys only.
+    issuer: u16,
     exp: u64,
     /// `exp` + leeway on the crate's clock ([`clock::now`]; moka's own clock only reclaims memory): past it, a hit is a miss.
     expires: Instant,
@@ -68,20 +71,31 @@ impl TokenCache {
     }
 
     /// The cached principal for `hash`, if its expiry (with the leeway) has
-    /// not passed and `keys` still hold the key that verified it.
-    pub(crate) fn get(&self, hash: &TokenHash, keys: &KeySet, now: u64) -> Option<Principal> {
+    /// not passed and the issuer that verified it still vouches for the
+    /// key that did: `vouches(issuer index, key)` is `Some(true)` while
+    /// that issuer's usable keys hold the very key, `Some(false)` once they
+    /// do not (the entry is dropped), `None` while they are not usable (a
+    /// miss; the entry stays for when they are).
+    pub(crate) fn get(
+        &self,
+        hash: &TokenHash,
+        now: u64,
+        vouches: impl FnOnce(usize, &VerifyingKey) -> Option<bool>,
+    ) -> Option<Principal> {
         let entry = self.entries.get(hash)?;
-        if now >= entry.exp.saturating_add(self.leeway)
-            || clock::now() >= entry.expires
-            || !keys.still_has(entry.key.kid(), entry.key.thumbprint())
-        {
-            self.entries.invalidate(hash);
-            return None;
+        let expired = now >= entry.exp.saturating_add(self.leeway) || clock::now() >= entry.expires;
+        match (expired, vouches(usize::from(entry.issuer), &entry.key)) {
+            (false, Some(true)) => Some(entry.principal),
+            (false, None) => None,
+            _ => {
+                self.entries.invalidate(hash);
+                None
+            }
         }
-        Some(entry.principal)
     }
 
-    /// Remembers `principal`, verified from `token` with `key` at `now`,
+    /// Remembers `principal`, verified from `token` with `key` of the
+    /// gate's issuer number `issuer` at `now`,
     /// until `exp` + leeway: the token verifies until then, so every request
     /// until then may reuse the verification.
     pub(crate) fn insert(
@@ -90,8 +104,12 @@ impl TokenCache {
         token: &str,
         principal: &Principal,
         key: &Arc<VerifyingKey>,
+        issuer: usize,
         now: u64,
     ) {
+        let Ok(issuer) = u16::try_from(issuer) else {
+            return;
+        };
         let Some(exp) = principal.exp_secs() else {
             return;
         };
@@ -109,6 +127,7 @@ impl TokenCache {
             Entry {
                 principal: principal.clone(),
                 key: key.clone(),
+                issuer,
                 exp,
                 expires: clock::now() + lifetime,
                 weight: cache_weight(principal, payload / 4 * 3),
@@ -127,7 +146,7 @@ impl TokenCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::AlgorithmSet;
+    use crate::keys::{AlgorithmSet, KeySet};
     use crate::principal::TokenSource;
     use crate::principal::{ENTRY_OVERHEAD, cache_weight as weight};
     use crate::token::hash;
@@ -161,6 +180,10 @@ mod tests {
         crate::clock::unix_secs()
     }
 
+    fn still_has(set: &KeySet, key: &VerifyingKey) -> bool {
+        set.still_has(key.kid(), key.thumbprint())
+    }
+
     /// A cache with `leeway` holding one token, `hash("token")`, that
     /// expires at `exp` and was verified at `now` with the key `k` (X1, Y1);
     /// and a key set that still holds that key.
@@ -168,15 +191,23 @@ mod tests {
         let k = Arc::new(key("k", X1, Y1));
         let cache = TokenCache::new(MIB, leeway);
         let h = hash("token");
-        cache.insert(h, TOKEN, &principal(exp), &k, now);
+        cache.insert(h, TOKEN, &principal(exp), &k, 0, now);
         (cache, h, KeySet::new(vec![key("k", X1, Y1)]))
     }
 
     #[test]
     fn hit_while_the_key_is_in_the_set() {
         let (cache, h, set) = one_entry(0, now() + 60, now());
-        assert!(cache.get(&h, &set, now()).is_some());
-        assert!(cache.get(&hash("token2"), &set, now()).is_none());
+        assert!(
+            cache
+                .get(&h, now(), |_, k| Some(still_has(&set, k)))
+                .is_some()
+        );
+        assert!(
+            cache
+                .get(&hash("token2"), now(), |_, k| Some(still_has(&set, k)))
+                .is_none()
+        );
         assert_eq!(cache.stats().0, 1);
     }
 
@@ -184,11 +215,18 @@ mod tests {
     fn miss_when_the_key_left_or_the_kid_names_new_material() {
         let (cache, h, _) = one_entry(0, now() + 60, now());
         let reused_kid = KeySet::new(vec![key("k", X2, Y2)]);
-        assert!(cache.get(&h, &reused_kid, now()).is_none());
+        assert!(
+            cache
+                .get(&h, now(), |_, k| Some(still_has(&reused_kid, k)))
+                .is_none()
+        );
         // And the entry is gone, not just skipped.
         assert!(
             cache
-                .get(&h, &KeySet::new(vec![key("k", X1, Y1)]), now())
+                .get(&h, now(), |_, k| Some(still_has(
+                    &KeySet::new(vec![key("k", X1, Y1)]),
+                    k
+                )))
                 .is_none()
         );
     }
@@ -197,8 +235,16 @@ mod tests {
     fn miss_once_expired_even_if_still_stored() {
         let exp = now() + 100;
         let (cache, h, set) = one_entry(10, exp, now());
-        assert!(cache.get(&h, &set, exp + 9).is_some());
-        assert!(cache.get(&h, &set, exp + 10).is_none());
+        assert!(
+            cache
+                .get(&h, exp + 9, |_, k| Some(still_has(&set, k)))
+                .is_some()
+        );
+        assert!(
+            cache
+                .get(&h, exp + 10, |_, k| Some(still_has(&set, k)))
+                .is_none()
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -209,9 +255,18 @@ mod tests {
         let (cache, h, set) = one_entry(60, now - 10, now);
         assert_eq!(cache.stats().0, 1);
         tokio::time::advance(Duration::from_secs(49)).await;
-        assert!(cache.get(&h, &set, now).is_some());
+        assert!(
+            cache
+                .get(&h, now, |_, k| Some(still_has(&set, k)))
+                .is_some()
+        );
         tokio::time::advance(Duration::from_secs(1)).await;
-        assert!(cache.get(&h, &set, now).is_none(), "past exp + leeway");
+        assert!(
+            cache
+                .get(&h, now, |_, k| Some(still_has(&set, k)))
+                .is_none(),
+            "past exp + leeway"
+        );
     }
 
     #[test]
@@ -219,8 +274,8 @@ mod tests {
         let k = Arc::new(key("k", X1, Y1));
         let cache = TokenCache::new(MIB, 10);
         let p = Principal::from_claims(serde_json::Map::new(), TokenSource::Jwt).unwrap();
-        cache.insert(hash("t"), TOKEN, &p, &k, now());
-        cache.insert(hash("u"), TOKEN, &principal(now() - 10), &k, now());
+        cache.insert(hash("t"), TOKEN, &p, &k, 0, now());
+        cache.insert(hash("u"), TOKEN, &principal(now() - 10), &k, 0, now());
         assert_eq!(cache.stats().0, 0);
     }
 
@@ -233,6 +288,7 @@ mod tests {
             TOKEN,
             &principal(now() + 100 * 365 * 86_400),
             &k,
+            0,
             now(),
         );
         assert_eq!(cache.stats().0, 1);
@@ -252,5 +308,31 @@ mod tests {
         let copied = 24 + 23 + scopes.iter().map(|s| 16 + s.len()).sum::<usize>();
         assert_eq!(weight(&p, 5000) as usize, ENTRY_OVERHEAD + 5000 + copied);
         assert_eq!(weight(&p, usize::MAX), u32::MAX);
+    }
+
+    #[test]
+    fn a_hit_is_checked_against_the_keys_of_the_issuer_that_verified_it() {
+        let k = Arc::new(key("k", X1, Y1));
+        let cache = TokenCache::new(MIB, 0);
+        let h = hash("token");
+        cache.insert(h, TOKEN, &principal(now() + 60), &k, 3, now());
+        let set = KeySet::new(vec![key("k", X1, Y1)]);
+        let mut asked = None;
+        assert!(
+            cache
+                .get(&h, now(), |issuer, k| {
+                    asked = Some(issuer);
+                    Some(still_has(&set, k))
+                })
+                .is_some()
+        );
+        assert_eq!(asked, Some(3));
+        // That issuer's keys not usable: a miss, but the entry stays.
+        assert!(cache.get(&h, now(), |_, _| None).is_none());
+        assert!(
+            cache
+                .get(&h, now(), |_, k| Some(still_has(&set, k)))
+                .is_some()
+        );
     }
 }

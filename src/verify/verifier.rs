@@ -19,23 +19,38 @@ use crate::authority::introspection::{IntrospectionMode, Introspector};
 use crate::authority::jwks::{Jwks, JwksHealth, Refresh};
 use crate::clock;
 use crate::error::{AuthError, InvalidToken, Unavailable};
-use crate::keys::Lookup;
+use crate::keys::{AlgorithmSet, Lookup};
 use crate::principal::Principal;
 use crate::token::bearer::{self, BearerPolicy};
 use crate::token::claims::ClaimRules;
 use crate::token::{self, TokenHash, jose};
 use crate::verify::token_cache::TokenCache;
 
-/// The verifier: configuration, key set and caches. Knows tokens, keys and
-/// claims; nothing of responses.
-pub(crate) struct Verifier {
+/// One trusted issuer: its key set, the rules its tokens must meet, and
+/// whether its JWTs are verified here or introspected.
+pub(crate) struct Authority {
     pub(crate) jwks: Arc<Jwks>,
     pub(crate) rules: ClaimRules,
+    /// False when the issuer publishes no keys: JWTs are then introspected.
+    pub(crate) verify_jwt_locally: bool,
+}
+
+/// The verifier: the trusted issuers, the caches and the introspection
+/// client. Knows tokens, keys and claims; nothing of responses.
+pub(crate) struct Verifier {
+    /// In configuration order; at most `u16::MAX` (the token cache records
+    /// an index).
+    pub(crate) authorities: Box<[Authority]>,
+    /// What a JOSE header must satisfy before any issuer is chosen: the
+    /// union of the issuers' algorithms (each issuer's own set is checked
+    /// once it is chosen) and the gate-wide RFC 9068 strictness.
+    header_rules: ClaimRules,
     pub(crate) bearer: BearerPolicy,
     pub(crate) token_cache: Option<TokenCache>,
     pub(crate) introspector: Option<Introspector>,
-    /// False when the issuer publishes no keys: JWTs are then introspected.
-    pub(crate) verify_jwt_locally: bool,
+    /// The authority whose introspection endpoint answers for opaque
+    /// tokens (its rules check the answers).
+    pub(crate) introspecting: usize,
 }
 
 /// The result of the synchronous part of verification.
@@ -47,8 +62,9 @@ pub(crate) enum Step {
 
 /// What the slow path must do.
 pub(crate) enum Pending {
-    /// Refresh the keys; `generation` is the key set looked at.
-    Keys { generation: u64 },
+    /// Refresh the keys of authority `issuer`; `generation` is the key set
+    /// looked at.
+    Keys { issuer: usize, generation: u64 },
     /// Ask the introspection endpoint; `jwt` is the locally verified
     /// principal when JWTs are introspected too.
     Introspection {
@@ -81,7 +97,7 @@ impl Verifier {
     }
 
     pub(crate) fn jwks_health(&self) -> JwksHealth {
-        self.jwks.health()
+        self.authorities[0].jwks.health()
     }
 
     /// (entries, bytes) of the verified-token cache and of the
@@ -112,23 +128,86 @@ impl Verifier {
     /// Everything that needs no I/O: cached answers, and JWT verification
     /// with the current key snapshot. Asks for I/O only on a cache miss.
     pub(crate) fn verify_now(&self, token: &str) -> Step {
-        let local_jwt = self.verify_jwt_locally && jose::is_jws_compact(token);
-        let Some(introspector) = self.introspector() else {
-            return if local_jwt {
-                self.verify_jwt_now(token)
-            } else {
-                Step::Done(Err(AuthError::InvalidToken(InvalidToken::NotAJwt)))
-            };
+        let only_issuer_introspects_jwts =
+            self.authorities.len() == 1 && !self.authorities[0].verify_jwt_locally;
+        if only_issuer_introspects_jwts || !jose::is_jws_compact(token) {
+            return self.opaque_now(token, None);
+        }
+        // The header first: it is short, and a token it refuses (garbage, a
+        // forbidden algorithm) costs no hash and no cache lookup. A cached
+        // token passed these same checks when it was verified.
+        let jws = match jose::parse(token, &self.header_rules) {
+            Ok(jws) => jws,
+            Err(e) => return Step::Done(Err(AuthError::InvalidToken(e))),
         };
-        let jwt = if local_jwt {
-            match self.verify_jwt_now(token) {
-                Step::Done(Ok(principal)) if introspector.mode() == IntrospectionMode::All => {
-                    Some(principal)
-                }
-                other => return other,
+        let now = clock::unix_secs();
+        let cached = self
+            .token_cache
+            .as_ref()
+            .map(|cache| (cache, token::hash(token)));
+        if let Some((cache, hash)) = &cached
+            && let Some(principal) = cache.get(hash, now, |issuer, key| {
+                let snapshot = self.authorities.get(issuer)?.jwks.snapshot();
+                snapshot
+                    .usable(clock::now())
+                    .then(|| snapshot.keys.still_has(key.kid(), key.thumbprint()))
+            })
+        {
+            return self.after_jwt(token, principal);
+        }
+        let issuer = match self.route(&jws) {
+            Ok(issuer) => issuer,
+            Err(e) => return Step::Done(Err(AuthError::InvalidToken(e))),
+        };
+        let authority = &self.authorities[issuer];
+        if !authority.rules.algorithms.contains(jws.alg) {
+            return Step::Done(Err(AuthError::InvalidToken(
+                InvalidToken::UnsupportedAlgorithm,
+            )));
+        }
+        if !authority.verify_jwt_locally {
+            return self.opaque_now(token, None);
+        }
+        match self.verify_jwt_now(&jws, issuer, authority, cached, token, now) {
+            Step::Done(Ok(principal)) => self.after_jwt(token, principal),
+            other => other,
+        }
+    }
+
+    /// Which authority a JWT belongs to: the only one, or the one whose
+    /// identifier equals the token's unverified `iss` exactly. An unknown
+    /// or missing `iss` costs no network call: nothing is ever fetched
+    /// because of what a token says.
+    fn route(&self, jws: &jose::Jws<'_>) -> Result<usize, InvalidToken> {
+        if self.authorities.len() == 1 {
+            return Ok(0);
+        }
+        jws.with_unverified_issuer(|iss| {
+            let iss = iss.ok_or(InvalidToken::WrongIssuer)?;
+            self.authorities
+                .iter()
+                .position(|a| a.rules.issuer == iss)
+                .ok_or(InvalidToken::WrongIssuer)
+        })
+    }
+
+    /// A verified JWT: done, unless JWTs are introspected too (mode `All`,
+    /// for revocation).
+    fn after_jwt(&self, token: &str, principal: Principal) -> Step {
+        match self.introspector() {
+            Some(i) if i.mode() == IntrospectionMode::All => {
+                self.opaque_now(token, Some(principal))
             }
-        } else {
-            None
+            _ => Step::Done(Ok(principal)),
+        }
+    }
+
+    /// The introspection path: the cached answer, or a call to make.
+    /// `jwt` is the locally verified principal of a JWT introspected for
+    /// revocation.
+    fn opaque_now(&self, token: &str, jwt: Option<Principal>) -> Step {
+        let Some(introspector) = self.introspector() else {
+            return Step::Done(Err(AuthError::InvalidToken(InvalidToken::NotAJwt)));
         };
         // A token that cannot be the server's costs no hash, no lookup and
         // no call.
@@ -136,40 +215,31 @@ impl Verifier {
             return Step::Done(Err(AuthError::InvalidToken(InvalidToken::Malformed)));
         }
         let hash = token::hash(token);
-        match introspector.cached(&hash, &self.rules, clock::unix_secs()) {
+        let rules = &self.authorities[self.introspecting].rules;
+        match introspector.cached(&hash, rules, clock::unix_secs()) {
             Some(Ok(answer)) => Step::Done(Ok(jwt.unwrap_or(answer))),
             Some(Err(e)) => Step::Done(Err(e)),
             None => Step::Pending(Pending::Introspection { hash, jwt }),
         }
     }
 
-    /// The JWT path: parse the header, then the verified-token cache, then
-    /// pick the key from the current snapshot and verify.
-    fn verify_jwt_now(&self, token: &str) -> Step {
-        // The header first: it is short, and a token it refuses (garbage, a
-        // forbidden algorithm) costs no hash and no cache lookup. A cached
-        // token passed these same checks when it was verified.
-        let jws = match jose::parse(token, &self.rules) {
-            Ok(jws) => jws,
-            Err(e) => return Step::Done(Err(AuthError::InvalidToken(e))),
-        };
-        let now = clock::unix_secs();
-        let snapshot = self.jwks.snapshot();
-        let usable = snapshot.usable(clock::now());
-        let cached = self
-            .token_cache
-            .as_ref()
-            .map(|cache| (cache, token::hash(token)));
-        if usable
-            && let Some((cache, hash)) = &cached
-            && let Some(principal) = cache.get(hash, &snapshot.keys, now)
-        {
-            return Step::Done(Ok(principal));
-        }
+    /// The JWT path after routing: pick the key from the issuer's current
+    /// snapshot and verify.
+    fn verify_jwt_now(
+        &self,
+        jws: &jose::Jws<'_>,
+        issuer: usize,
+        authority: &Authority,
+        cached: Option<(&TokenCache, TokenHash)>,
+        token: &str,
+        now: u64,
+    ) -> Step {
+        let snapshot = authority.jwks.snapshot();
         let needs_keys = Step::Pending(Pending::Keys {
+            issuer,
             generation: snapshot.generation,
         });
-        if !usable {
+        if !snapshot.usable(clock::now()) {
             return needs_keys;
         }
         match snapshot.keys.lookup(jws.kid.as_deref(), jws.alg) {
@@ -179,7 +249,7 @@ impl Verifier {
                 // the signature matched.
                 let mut verified = Err(InvalidToken::BadSignature);
                 for key in candidates.iter() {
-                    verified = jws.verify(key, &self.rules, now).map(|p| (p, key));
+                    verified = jws.verify(key, &authority.rules, now).map(|p| (p, key));
                     if !matches!(verified, Err(InvalidToken::BadSignature)) {
                         break;
                     }
@@ -187,7 +257,7 @@ impl Verifier {
                 Step::Done(match verified {
                     Ok((principal, key)) => {
                         if let Some((cache, hash)) = cached {
-                            cache.insert(hash, token, &principal, key, now);
+                            cache.insert(hash, token, &principal, key, issuer, now);
                         }
                         Ok(principal)
                     }
@@ -199,7 +269,7 @@ impl Verifier {
             ))),
             // A new key (for a kid-less token: one for its algorithm) may
             // be published by now: refresh, within the unknown-kid budget.
-            Lookup::UnknownKid | Lookup::NoCandidate if self.jwks.is_remote() => needs_keys,
+            Lookup::UnknownKid | Lookup::NoCandidate if authority.jwks.is_remote() => needs_keys,
             Lookup::UnknownKid | Lookup::NoCandidate => {
                 Step::Done(Err(AuthError::InvalidToken(InvalidToken::UnknownKey)))
             }
@@ -213,8 +283,8 @@ impl Verifier {
         pending: Pending,
     ) -> Result<Principal, AuthError> {
         match pending {
-            Pending::Keys { generation } => {
-                match self.verify_after_refresh(token, generation).await? {
+            Pending::Keys { issuer, generation } => {
+                match self.verify_after_refresh(token, issuer, generation).await? {
                     Step::Done(result) => result,
                     // JWT verified; introspection (mode `All`) still to ask.
                     Step::Pending(Pending::Introspection { hash, jwt }) => {
@@ -238,21 +308,28 @@ impl Verifier {
         let Some(introspector) = self.introspector() else {
             return Err(AuthError::InvalidToken(InvalidToken::NotAJwt));
         };
-        let answer = introspector.introspect(token, hash, &self.rules).await?;
+        let rules = &self.authorities[self.introspecting].rules;
+        let answer = introspector.introspect(token, hash, rules).await?;
         Ok(jwt.unwrap_or(answer))
     }
 
     /// Refreshes the keys (rate limited, single-flight), then looks again.
-    async fn verify_after_refresh(&self, token: &str, generation: u64) -> Result<Step, AuthError> {
-        let refresh = self.jwks.refresh_unplanned(generation).await;
+    async fn verify_after_refresh(
+        &self,
+        token: &str,
+        issuer: usize,
+        generation: u64,
+    ) -> Result<Step, AuthError> {
+        let jwks = &self.authorities[issuer].jwks;
+        let refresh = jwks.refresh_unplanned(generation).await;
         match self.verify_now(token) {
             // Still no key. If the server could not be asked, we cannot
             // tell a rotation from a forgery: that is an outage (503). If it
             // answered, or the refresh budget is spent while it is healthy,
             // the kid is simply unknown (401).
             Step::Pending(Pending::Keys { .. }) => {
-                let keys_usable = self.jwks.snapshot().usable(clock::now());
-                let outage = !keys_usable || refresh == Refresh::Failed || self.jwks.failing();
+                let keys_usable = jwks.snapshot().usable(clock::now());
+                let outage = !keys_usable || refresh == Refresh::Failed || jwks.failing();
                 if outage {
                     Err(AuthError::Unavailable(Unavailable::Keys))
                 } else {
@@ -263,21 +340,30 @@ impl Verifier {
         }
     }
 
+    /// A verifier over `authorities` (at least one); opaque tokens go to
+    /// `introspector`, whose answers are checked by the rules of authority
+    /// `introspecting`.
     pub(crate) fn new(
-        jwks: Arc<Jwks>,
-        rules: ClaimRules,
+        authorities: Vec<Authority>,
         bearer: BearerPolicy,
         token_cache: Option<TokenCache>,
         introspector: Option<Introspector>,
-        verify_jwt_locally: bool,
+        introspecting: usize,
     ) -> Self {
+        let first = &authorities[0].rules;
+        let header_rules = ClaimRules {
+            algorithms: AlgorithmSet::from_iter(
+                authorities.iter().flat_map(|a| a.rules.algorithms.iter()),
+            ),
+            ..first.clone()
+        };
         Verifier {
-            jwks,
-            rules,
+            authorities: authorities.into_boxed_slice(),
+            header_rules,
             bearer,
             token_cache,
             introspector,
-            verify_jwt_locally,
+            introspecting,
         }
     }
 }

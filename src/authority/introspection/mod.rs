@@ -458,7 +458,7 @@ fn check_active(
     require_audience: bool,
 ) -> Result<(), InvalidToken> {
     claims.check_times(false, rules.leeway_secs, now)?;
-    claims.check_issuer(&rules.issuer, false)?;
+    claims.check_issuer_among(&rules.issuer, &rules.other_issuers)?;
     claims.check_audience(&rules.audiences, require_audience)?;
     match &claims.token_type {
         None => {}
