@@ -399,3 +399,141 @@ async fn the_metadata_lists_every_trusted_issuer() {
         [a.issuer(), b.issuer()]
     );
 }
+
+/// A test issuer that looks like Entra ID's `common` endpoint: its metadata
+/// names the template as `issuer`, and its tokens name their tenant.
+async fn entra_like() -> (TestIssuer, String) {
+    let entra = TestIssuer::start().await.unwrap();
+    let template = format!("{}/{{tenantid}}/v2.0", entra.issuer());
+    entra.set_metadata_issuer(Some(template.clone()));
+    (entra, template)
+}
+
+fn tenant_token(entra: &TestIssuer, iss_tenant: &str, tid: Option<&str>) -> String {
+    let mut token = entra
+        .token()
+        .audience(AUDIENCE)
+        .claim("iss", format!("{}/{iss_tenant}/v2.0", entra.issuer()));
+    if let Some(tid) = tid {
+        token = token.claim("tid", tid);
+    }
+    token.sign()
+}
+
+#[tokio::test]
+async fn a_multi_tenant_issuer_admits_its_allowed_tenants_only() {
+    let (entra, template) = entra_like().await;
+    let other = TestIssuer::start().await.unwrap();
+    let gate = TokenGate::builder()
+        .audience(AUDIENCE)
+        .issuer(other.issuer())
+        .trust(
+            Issuer::tenants(&template)
+                .discover_at(entra.issuer())
+                .allowed_tenants(["t1", "t2"]),
+        )
+        .build()
+        .await
+        .unwrap();
+    entra.reset_counts();
+    let principal = gate
+        .verify(&tenant_token(&entra, "t1", Some("t1")))
+        .await
+        .unwrap();
+    assert_eq!(
+        principal.issuer(),
+        Some(format!("{}/t1/v2.0", entra.issuer()).as_str())
+    );
+    assert!(
+        gate.verify(&tenant_token(&entra, "t2", Some("t2")))
+            .await
+            .is_ok()
+    );
+    // The concrete issuer beside it still routes.
+    assert!(
+        gate.verify(&other.token().audience(AUDIENCE).sign())
+            .await
+            .is_ok()
+    );
+    for (iss_tenant, tid) in [
+        ("t3", Some("t3")), // not allowed
+        ("t1", Some("t2")), // iss and tid disagree
+        ("t1", None),       // no tid
+        ("t1/x", Some("t1/x")),
+    ] {
+        assert_eq!(
+            invalid(gate.verify(&tenant_token(&entra, iss_tenant, tid)).await),
+            InvalidToken::WrongIssuer,
+            "{iss_tenant} {tid:?}"
+        );
+    }
+    // The template itself, or the endpoint's own URL, is no issuer.
+    for iss in [template.clone(), entra.issuer()] {
+        let token = entra
+            .token()
+            .audience(AUDIENCE)
+            .claim("iss", iss)
+            .claim("tid", "t1")
+            .sign();
+        assert_eq!(
+            invalid(gate.verify(&token).await),
+            InvalidToken::WrongIssuer
+        );
+    }
+    assert_eq!(fetches(&entra), 0, "refusals cost no fetch");
+    // Templates are no authorization server to list in the metadata.
+    let gate = TokenGate::builder()
+        .issuer(other.issuer())
+        .trust(Issuer::tenants(&template).discover_at(entra.issuer()))
+        .resource("https://api.example.com")
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(
+        gate.resource_metadata().unwrap().authorization_servers,
+        [other.issuer()]
+    );
+}
+
+#[tokio::test]
+async fn without_an_allowlist_every_tenant_gets_in() {
+    let (entra, template) = entra_like().await;
+    let gate = TokenGate::builder()
+        .audience(AUDIENCE)
+        .trust(Issuer::tenants(&template).discover_at(entra.issuer()))
+        .build()
+        .await
+        .unwrap();
+    assert!(
+        gate.verify(&tenant_token(&entra, "anyone", Some("anyone")))
+            .await
+            .is_ok()
+    );
+    assert!(
+        gate.verify(&tenant_token(&entra, "a", Some("b")))
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn multi_tenant_settings_are_checked() {
+    let (entra, template) = entra_like().await;
+    let build = |b: TokenGateBuilder| async move { b.audience(AUDIENCE).build().await };
+    // Discovery must name the template exactly.
+    let err = build(TokenGate::builder().trust(
+        Issuer::tenants(format!("{}/{{tenantid}}/v1", entra.issuer())).discover_at(entra.issuer()),
+    ))
+    .await
+    .unwrap_err();
+    assert!(matches!(err, BuildError::Discovery(_)), "{err:?}");
+    for issuer in [
+        Issuer::tenants(&template), // nowhere to find keys
+        Issuer::new(&template),     // a placeholder in a plain issuer
+        Issuer::tenants(entra.issuer()).discover_at(entra.issuer()), // no placeholder
+        Issuer::new(entra.issuer()).allowed_tenants(["t1"]),
+    ] {
+        let err = build(TokenGate::builder().trust(issuer)).await.unwrap_err();
+        assert!(matches!(err, BuildError::InvalidConfig(_)), "{err:?}");
+    }
+}

@@ -53,6 +53,7 @@ impl ClaimSettings {
         ClaimRules {
             issuer,
             other_issuers: std::sync::Arc::new([]),
+            tenants: None,
             audiences: if self.any_audience {
                 Vec::new()
             } else {

@@ -7,6 +7,7 @@ use jsonwebtoken::jwk::JwkSet;
 
 use super::{BuildError, TokenGateBuilder};
 use crate::keys::Algorithm;
+use crate::token::claims::TENANT_ID;
 
 /// A trusted issuer with settings of its own, for
 /// [`TokenGateBuilder::trust`]. What it does not set comes from the gate's
@@ -33,6 +34,10 @@ pub struct Issuer {
     pub(super) jwks_uri: Option<String>,
     pub(super) static_keys: Option<JwkSet>,
     pub(super) algorithms: Option<Vec<Algorithm>>,
+    /// Set for a multi-tenant issuer: where its metadata is discovered.
+    pub(super) discover_at: Option<String>,
+    /// `None`: every tenant; only for a multi-tenant issuer.
+    pub(super) tenants: Option<Vec<String>>,
 }
 
 impl Issuer {
@@ -47,7 +52,78 @@ impl Issuer {
             jwks_uri: None,
             static_keys: None,
             algorithms: None,
+            discover_at: None,
+            tenants: None,
         }
+    }
+
+    /// A multi-tenant issuer, such as Entra ID's
+    /// `https://login.microsoftonline.com/{tenantid}/v2.0`: a token's `iss`
+    /// must be `template` with every `{tenantid}` replaced by the token's
+    /// own `tid` claim, exactly. Its keys come from the metadata found at
+    /// [`discover_at`](Self::discover_at) (for Entra, the `common` tenant's,
+    /// whose `issuer` is the template itself), or from
+    /// [`jwks_uri`](Self::jwks_uri).
+    ///
+    /// **Without [`allowed_tenants`](Self::allowed_tenants), every tenant
+    /// of the provider gets in**: anyone can create an Entra tenant and
+    /// get a token for your app's audience from it. List your customers'
+    /// tenant ids unless your app really is open to every organization.
+    ///
+    /// ```
+    /// use tokengate::{Issuer, TokenGate};
+    ///
+    /// let builder = TokenGate::builder()
+    ///     .audience("api://my-app")
+    ///     .trust(
+    ///         Issuer::tenants("https://login.microsoftonline.com/{tenantid}/v2.0")
+    ///             .discover_at("https://login.microsoftonline.com/common/v2.0")
+    ///             .allowed_tenants(["72f988bf-86f1-41af-91ab-2d7cd011db47"]),
+    ///     );
+    /// # drop(builder);
+    /// ```
+    pub fn tenants(template: impl Into<String>) -> Self {
+        let mut issuer = Issuer::new(template);
+        issuer.discover_at = Some(String::new());
+        issuer
+    }
+
+    /// Where a multi-tenant issuer's metadata is discovered: the
+    /// `/.well-known/openid-configuration` (or RFC 8414 metadata) under this
+    /// URL, whose `issuer` must equal the template exactly.
+    ///
+    /// ```
+    /// let issuer = tokengate::Issuer::tenants("https://login.microsoftonline.com/{tenantid}/v2.0")
+    ///     .discover_at("https://login.microsoftonline.com/common/v2.0");
+    /// # drop(issuer);
+    /// ```
+    pub fn discover_at(mut self, url: impl Into<String>) -> Self {
+        self.discover_at = Some(url.into());
+        self
+    }
+
+    /// Only these tenants' tokens get in (a multi-tenant issuer's `tid`
+    /// values); call again to add more.
+    ///
+    /// ```
+    /// let issuer = tokengate::Issuer::tenants("https://login.microsoftonline.com/{tenantid}/v2.0")
+    ///     .allowed_tenants(["72f988bf-86f1-41af-91ab-2d7cd011db47"]);
+    /// # drop(issuer);
+    /// ```
+    pub fn allowed_tenants<I, T>(mut self, tenants: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        self.tenants
+            .get_or_insert_with(Vec::new)
+            .extend(tenants.into_iter().map(Into::into));
+        self
+    }
+
+    /// Whether this is a multi-tenant issuer (see [`tenants`](Self::tenants)).
+    pub(super) fn is_template(&self) -> bool {
+        self.discover_at.is_some()
     }
 
     /// An audience this issuer's tokens may carry, instead of the gate's
@@ -214,11 +290,43 @@ impl TokenGateBuilder {
                 "with several issuers, give each its own key source (Issuer::jwks_uri, Issuer::static_keys); HMAC secrets need a single issuer",
             ));
         }
-        match &self.introspecting_issuer {
-            None => Ok(0),
-            Some(wanted) => self.issuers.iter().position(|i| &i.issuer == wanted).ok_or(
-                BuildError::InvalidConfig("introspecting_issuer is not a trusted issuer"),
-            ),
+        for issuer in &self.issuers {
+            let placeholders = issuer.issuer.matches(TENANT_ID).count();
+            if issuer.is_template() != (placeholders > 0) {
+                return Err(BuildError::InvalidConfig(
+                    "a multi-tenant issuer (Issuer::tenants) needs {tenantid} in its template, and only it may have one",
+                ));
+            }
+            if issuer.tenants.is_some() && !issuer.is_template() {
+                return Err(BuildError::InvalidConfig(
+                    "allowed_tenants is for a multi-tenant issuer (Issuer::tenants)",
+                ));
+            }
+            if issuer.is_template()
+                && issuer.discover_at.as_deref() == Some("")
+                && issuer.jwks_uri.is_none()
+                && issuer.static_keys.is_none()
+            {
+                return Err(BuildError::InvalidConfig(
+                    "a multi-tenant issuer needs discover_at(..), jwks_uri(..) or static_keys(..)",
+                ));
+            }
         }
+        let introspecting = match &self.introspecting_issuer {
+            None => 0,
+            Some(wanted) => self
+                .issuers
+                .iter()
+                .position(|i| &i.issuer == wanted)
+                .ok_or(BuildError::InvalidConfig(
+                    "introspecting_issuer is not a trusted issuer",
+                ))?,
+        };
+        if self.introspection.enabled() && self.issuers[introspecting].is_template() {
+            return Err(BuildError::InvalidConfig(
+                "a multi-tenant issuer cannot introspect: choose another with introspecting_issuer",
+            ));
+        }
+        Ok(introspecting)
     }
 }

@@ -45,6 +45,7 @@ use std::sync::Arc;
 use crate::authority::discovery;
 use crate::authority::jwks::JwksTiming;
 use crate::token::bearer::BearerPolicy;
+use crate::token::claims::{TENANT_ID, TenantRule};
 use crate::verify::gate::{Shared, TokenGate};
 use crate::verify::token_cache::TokenCache;
 use crate::verify::verifier::{Authority, Verifier};
@@ -158,7 +159,16 @@ impl TokenGateBuilder {
         let issuer_urls = self
             .issuers
             .iter()
-            .map(|i| self.http.checked_url("issuer", &i.issuer))
+            .map(|i| {
+                // A multi-tenant issuer is discovered where it says; its
+                // template, filled, must still meet the URL policy.
+                let filled = i.issuer.replace(TENANT_ID, "tenant");
+                self.http.checked_url("issuer", &filled)?;
+                match i.discover_at.as_deref() {
+                    Some(at) if !at.is_empty() => self.http.checked_url("discover_at", at),
+                    _ => self.http.checked_url("issuer", &filled),
+                }
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let resource = self.resource.identifier(&self.http)?;
         if let Some(resource) = &resource
@@ -177,7 +187,14 @@ impl TokenGateBuilder {
         }
         let timing = self.jwks_timing()?;
         let scope_hint = self.resource.hint()?;
-        let identifiers: Vec<String> = self.issuers.iter().map(|i| i.issuer.clone()).collect();
+        // Concrete issuers only: a template is no authorization server a
+        // client could discover.
+        let identifiers: Vec<String> = self
+            .issuers
+            .iter()
+            .filter(|i| !i.is_template())
+            .map(|i| i.issuer.clone())
+            .collect();
         let metadata = self
             .resource
             .publish(resource, &identifiers, self.bearer.allow_query)?;
@@ -228,6 +245,12 @@ impl TokenGateBuilder {
             let mut rules = self.claims.rules(issuer.issuer.clone(), allowed);
             if !issuer.audiences.is_empty() {
                 rules.audiences = issuer.audiences.clone();
+            }
+            if issuer.is_template() {
+                rules.tenants = Some(Arc::new(TenantRule {
+                    template: issuer.issuer.clone(),
+                    allowed: issuer.tenants.clone(),
+                }));
             }
             if index == introspecting {
                 rules.other_issuers = identifiers

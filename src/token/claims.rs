@@ -30,6 +30,9 @@ pub(crate) struct ClaimRules {
     /// `iss` may name too (RFC 7662 cannot tell the issuer of an opaque
     /// token beforehand). A JWT's `iss` must be `issuer` itself.
     pub(crate) other_issuers: std::sync::Arc<[String]>,
+    /// A multi-tenant issuer (Entra ID): `issuer` is a template, and `iss`
+    /// must be it with the token's `tid` filled in.
+    pub(crate) tenants: Option<std::sync::Arc<TenantRule>>,
     /// Empty only when the user opted out of audience checks by name.
     pub(crate) audiences: Vec<String>,
     pub(crate) leeway_secs: u64,
@@ -37,6 +40,61 @@ pub(crate) struct ClaimRules {
     pub(crate) strict_rfc9068: bool,
     /// The JWS algorithms accepted at all (each key narrows them further).
     pub(crate) algorithms: AlgorithmSet,
+}
+
+/// A multi-tenant issuer: an identifier template with `{tenantid}` (Entra
+/// ID's `https://login.microsoftonline.com/{tenantid}/v2.0`), filled with
+/// the token's `tid`, and optionally the tenants let in.
+#[derive(Debug, Clone)]
+pub(crate) struct TenantRule {
+    pub(crate) template: String,
+    /// `None`: every tenant.
+    pub(crate) allowed: Option<Vec<String>>,
+}
+
+/// The placeholder of a tenant template.
+pub(crate) const TENANT_ID: &str = "{tenantid}";
+
+impl TenantRule {
+    /// Whether `iss` is the template filled with `tid`, a plausible tenant
+    /// id (letters, digits, `-`, `.`, `_`: GUIDs and domain-style ids,
+    /// nothing that could change the URL's structure) that is allowed.
+    pub(crate) fn admits(&self, iss: &str, tid: Option<&str>) -> bool {
+        let Some(tid) = tid else {
+            return false;
+        };
+        let plausible = !tid.is_empty()
+            && tid.len() <= 64
+            && tid
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
+        plausible
+            && self
+                .allowed
+                .as_ref()
+                .is_none_or(|allowed| allowed.iter().any(|t| t == tid))
+            && fills(&self.template, tid, iss)
+    }
+}
+
+/// Whether `template` with every `{tenantid}` replaced by `tid` is `iss`,
+/// without building the string.
+fn fills(template: &str, tid: &str, iss: &str) -> bool {
+    let mut rest = iss;
+    let mut parts = template.split(TENANT_ID).peekable();
+    while let Some(part) = parts.next() {
+        let Some(after) = rest.strip_prefix(part) else {
+            return false;
+        };
+        rest = after;
+        if parts.peek().is_some() {
+            let Some(after) = rest.strip_prefix(tid) else {
+                return false;
+            };
+            rest = after;
+        }
+    }
+    rest.is_empty()
 }
 
 #[cfg(test)]
@@ -47,6 +105,7 @@ impl ClaimRules {
         ClaimRules {
             issuer: "https://as".into(),
             other_issuers: std::sync::Arc::new([]),
+            tenants: None,
             audiences: vec!["api".into()],
             leeway_secs: 60,
             strict_rfc9068: false,
@@ -79,6 +138,8 @@ pub(crate) struct Registered<'a> {
     /// Entra ID v1's client id.
     pub(crate) appid: Option<Str<'a>>,
     pub(crate) username: Option<Str<'a>>,
+    /// Entra ID's tenant id.
+    pub(crate) tid: Option<Str<'a>>,
     /// RFC 6749 §3.3 scope string (RFC 9068 §2.2.3, RFC 8693 §4.2).
     pub(crate) scope: Option<Str<'a>>,
     /// Entra's and Okta's scopes: a string or an array of strings.
@@ -204,6 +265,10 @@ impl<'de> Visitor<'de> for RegisteredVisitor {
                     once(17);
                     r.typ = map.next_value()?;
                 }
+                "tid" => {
+                    once(18);
+                    r.tid = map.next_value()?;
+                }
                 _ => {
                     map.next_value::<Checked>()?;
                     others.push(key);
@@ -325,6 +390,22 @@ impl<'a> Registered<'a> {
             None => Err(InvalidToken::MissingClaim),
             Some(iss) if iss.as_str() == issuer => Ok(()),
             Some(_) => Err(InvalidToken::WrongIssuer),
+        }
+    }
+
+    /// `iss` as `rules` require it of a JWT: present, and the issuer's
+    /// exactly, or for a multi-tenant issuer its template filled with the
+    /// token's own `tid` (from the allowed tenants, when they are listed).
+    pub(crate) fn check_jwt_issuer(&self, rules: &ClaimRules) -> Result<(), InvalidToken> {
+        let Some(tenants) = &rules.tenants else {
+            return self.check_issuer(&rules.issuer, true);
+        };
+        let iss = self.iss.as_ref().ok_or(InvalidToken::MissingClaim)?;
+        let tid = self.tid.as_ref().map(Str::as_str);
+        if tenants.admits(iss.as_str(), tid) {
+            Ok(())
+        } else {
+            Err(InvalidToken::WrongIssuer)
         }
     }
 
@@ -693,5 +774,28 @@ mod tests {
     fn fractional_dates_round_down() {
         let r = Registered::parse(r#"{"exp":1000.9,"nbf":5,"iat":0}"#).unwrap();
         assert_eq!((r.exp, r.nbf, r.iat), (Some(1000), Some(5), Some(0)));
+    }
+
+    #[test]
+    fn tenant_templates_are_filled_with_the_tokens_own_tid() {
+        let rule = TenantRule {
+            template: "https://login.example/{tenantid}/v2.0".into(),
+            allowed: None,
+        };
+        let tid = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+        let iss = format!("https://login.example/{tid}/v2.0");
+        assert!(rule.admits(&iss, Some(tid)));
+        assert!(!rule.admits(&iss, None));
+        assert!(!rule.admits(&iss, Some("other")));
+        assert!(!rule.admits("https://login.example/a/b/v2.0", Some("a/b")));
+        assert!(!rule.admits("https://login.example//v2.0", Some("")));
+        assert!(!rule.admits(&format!("{iss}/"), Some(tid)));
+        let both = TenantRule {
+            template: "https://{tenantid}.login.example/{tenantid}/v2.0".into(),
+            allowed: Some(vec!["t1".into()]),
+        };
+        assert!(both.admits("https://t1.login.example/t1/v2.0", Some("t1")));
+        assert!(!both.admits("https://t1.login.example/t2/v2.0", Some("t1")));
+        assert!(!both.admits("https://t2.login.example/t2/v2.0", Some("t2")));
     }
 }

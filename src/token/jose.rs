@@ -144,6 +144,9 @@ fn check_typ(typ: Option<&str>, strict: bool) -> Result<(), InvalidToken> {
 struct Issuer<'a> {
     #[serde(default, borrow, deserialize_with = "non_null_str")]
     iss: Option<Str<'a>>,
+    /// A multi-tenant issuer's `tid`.
+    #[serde(default, borrow, deserialize_with = "non_null_str")]
+    tid: Option<Str<'a>>,
 }
 
 impl Jws<'_> {
@@ -151,13 +154,19 @@ impl Jws<'_> {
     /// choose among configured issuers (by exact match), never build a URL.
     /// The chosen issuer's rules check `iss` again once the signature
     /// verifies. `None`: no `iss`, or a payload that does not decode.
-    pub(crate) fn with_unverified_issuer<T>(&self, route: impl FnOnce(Option<&str>) -> T) -> T {
+    pub(crate) fn with_unverified_issuer<T>(
+        &self,
+        route: impl FnOnce(Option<&str>, Option<&str>) -> T,
+    ) -> T {
         let Ok(payload) = URL_SAFE_NO_PAD.decode(self.payload) else {
-            return route(None);
+            return route(None, None);
         };
         match serde_json::from_slice::<Issuer>(&payload) {
-            Ok(Issuer { iss: Some(iss) }) => route(Some(iss.as_str())),
-            _ => route(None),
+            Ok(Issuer {
+                iss: Some(iss),
+                tid,
+            }) => route(Some(iss.as_str()), tid.as_ref().map(Str::as_str)),
+            _ => route(None, None),
         }
     }
 
@@ -185,7 +194,7 @@ impl Jws<'_> {
 
 fn validate(claims: &Registered<'_>, rules: &ClaimRules, now: u64) -> Result<(), InvalidToken> {
     claims.check_times(true, rules.leeway_secs, now)?;
-    claims.check_issuer(&rules.issuer, true)?;
+    claims.check_jwt_issuer(rules)?;
     claims.check_audience(&rules.audiences, true)?;
     claims.check_not_sender_constrained()?;
     // An OpenID Connect ID token whose audience happens to be ours (a client

@@ -182,11 +182,14 @@ impl Verifier {
         if self.authorities.len() == 1 {
             return Ok(0);
         }
-        jws.with_unverified_issuer(|iss| {
+        jws.with_unverified_issuer(|iss, tid| {
             let iss = iss.ok_or(InvalidToken::WrongIssuer)?;
             self.authorities
                 .iter()
-                .position(|a| a.rules.issuer == iss)
+                .position(|a| match &a.rules.tenants {
+                    None => a.rules.issuer == iss,
+                    Some(tenants) => tenants.admits(iss, tid),
+                })
                 .ok_or(InvalidToken::WrongIssuer)
         })
     }
