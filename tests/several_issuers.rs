@@ -537,3 +537,70 @@ async fn multi_tenant_settings_are_checked() {
         assert!(matches!(err, BuildError::InvalidConfig(_)), "{err:?}");
     }
 }
+
+#[tokio::test]
+async fn each_issuer_may_introspect_and_a_router_picks_one_per_token() {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+
+    let (a, b) = two().await;
+    let c = TestIssuer::start().await.unwrap();
+    a.register_client("api-a", "secret-a");
+    b.register_client("api-b", "secret-b");
+    // Which issuer made which token, as a prefix would tell.
+    let made_by: Arc<Mutex<HashMap<String, String>>> = Arc::default();
+    let router = made_by.clone();
+    let gate = TokenGate::builder()
+        .audience(AUDIENCE)
+        .trust(Issuer::new(a.issuer()).introspection_credentials("api-a", "secret-a"))
+        .trust(Issuer::new(b.issuer()).introspection_credentials("api-b", "secret-b"))
+        .issuer(c.issuer())
+        .opaque_token_issuer(move |token| router.lock().unwrap().get(token).cloned())
+        .build()
+        .await
+        .unwrap();
+    let mint = |issuer: &TestIssuer| {
+        let token = issuer.token().audience(AUDIENCE).opaque();
+        made_by
+            .lock()
+            .unwrap()
+            .insert(token.clone(), issuer.issuer());
+        token
+    };
+    for issuer in [&a, &b] {
+        let token = mint(issuer);
+        let principal = gate.verify(&token).await.unwrap();
+        assert_eq!(principal.issuer(), Some(issuer.issuer().as_str()));
+    }
+    assert_eq!(a.requests(Endpoint::Introspection), 1);
+    assert_eq!(b.requests(Endpoint::Introspection), 1);
+    // Routed nowhere, or to an issuer that does not introspect: refused
+    // without a call.
+    let unknown = a.token().audience(AUDIENCE).opaque();
+    assert!(gate.verify(&unknown).await.is_err());
+    let at_c = mint(&c);
+    assert!(gate.verify(&at_c).await.is_err());
+    assert_eq!(a.requests(Endpoint::Introspection), 1);
+    assert_eq!(b.requests(Endpoint::Introspection), 1);
+    assert_eq!(c.requests(Endpoint::Introspection), 0);
+    assert_eq!(gate.cache_stats().introspection_answers, 2);
+}
+
+#[tokio::test]
+async fn without_a_router_the_first_issuer_with_credentials_introspects() {
+    let (a, b) = two().await;
+    b.register_client("api-b", "secret-b");
+    let gate = TokenGate::builder()
+        .audience(AUDIENCE)
+        .issuer(a.issuer())
+        .trust(Issuer::new(b.issuer()).introspection_credentials("api-b", "secret-b"))
+        .build()
+        .await
+        .unwrap();
+    let token = b.token().audience(AUDIENCE).opaque();
+    assert_eq!(
+        gate.verify(&token).await.unwrap().issuer(),
+        Some(b.issuer().as_str())
+    );
+    assert_eq!(a.requests(Endpoint::Introspection), 0);
+}

@@ -13,7 +13,7 @@ use crate::authority::introspection::{
 
 /// A client secret, kept out of `Debug` output.
 #[derive(Clone)]
-pub(super) struct SecretString(String);
+pub(super) struct SecretString(pub(super) String);
 
 impl fmt::Debug for SecretString {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -62,13 +62,32 @@ impl IntrospectionSettings {
 impl TokenGateBuilder {
     /// The introspection client, when enabled: the endpoint configured or
     /// discovered, and the client authentication the metadata supports.
+    /// The introspection settings of `issuer`: its own credentials (and
+    /// endpoint) with the gate's tuning, or for the designated issuer the
+    /// gate's own; `None` when it does not introspect.
+    pub(super) fn introspection_of(
+        &self,
+        issuer: &super::Issuer,
+        designated: bool,
+    ) -> Option<IntrospectionSettings> {
+        match &issuer.introspection {
+            Some((credentials, endpoint)) => Some(IntrospectionSettings {
+                credentials: Some(credentials.clone()),
+                endpoint: endpoint.clone(),
+                ..self.introspection.clone()
+            }),
+            None if designated => Some(self.introspection.clone()),
+            None => None,
+        }
+    }
+
     pub(super) fn introspector(
         &self,
+        settings: &IntrospectionSettings,
         fetcher: Fetcher,
         metadata: Option<&AuthorizationServerMetadata>,
         issuer: &str,
     ) -> Result<Option<Introspector>, BuildError> {
-        let settings = &self.introspection;
         let Some((client_id, secret)) =
             settings.credentials.as_ref().filter(|_| settings.enabled())
         else {

@@ -5,9 +5,11 @@
 
 use jsonwebtoken::jwk::JwkSet;
 
+use super::introspection::SecretString;
 use super::{BuildError, TokenGateBuilder};
 use crate::keys::Algorithm;
 use crate::token::claims::TENANT_ID;
+use crate::verify::verifier::OpaqueRouter;
 
 /// A trusted issuer with settings of its own, for
 /// [`TokenGateBuilder::trust`]. What it does not set comes from the gate's
@@ -38,6 +40,8 @@ pub struct Issuer {
     pub(super) discover_at: Option<String>,
     /// `None`: every tenant; only for a multi-tenant issuer.
     pub(super) tenants: Option<Vec<String>>,
+    /// Its own RFC 7662 client, and endpoint (else discovered).
+    pub(super) introspection: Option<((String, SecretString), Option<String>)>,
 }
 
 impl Issuer {
@@ -54,7 +58,48 @@ impl Issuer {
             algorithms: None,
             discover_at: None,
             tenants: None,
+            introspection: None,
         }
+    }
+
+    /// Introspects opaque tokens of this issuer (RFC 7662), authenticating
+    /// as this client; the endpoint comes from its discovery unless
+    /// [`introspection_endpoint`](Self::introspection_endpoint) is set. The
+    /// gate's other introspection settings (client authentication, caching,
+    /// bounds, mode) apply, and each introspecting issuer has its own answer
+    /// cache of [`introspection_cache_bytes`](TokenGateBuilder::introspection_cache_bytes).
+    /// Which issuer an opaque token goes to: see
+    /// [`opaque_token_issuer`](TokenGateBuilder::opaque_token_issuer).
+    ///
+    /// ```
+    /// let issuer = tokengate::Issuer::new("https://a.example")
+    ///     .introspection_credentials("my-api", "secret");
+    /// # drop(issuer);
+    /// ```
+    pub fn introspection_credentials(
+        mut self,
+        client_id: impl Into<String>,
+        secret: impl Into<String>,
+    ) -> Self {
+        let endpoint = self.introspection.take().and_then(|(_, e)| e);
+        self.introspection = Some(((client_id.into(), SecretString(secret.into())), endpoint));
+        self
+    }
+
+    /// This issuer's introspection endpoint, instead of the discovered one;
+    /// only with [`introspection_credentials`](Self::introspection_credentials).
+    ///
+    /// ```
+    /// let issuer = tokengate::Issuer::new("https://a.example")
+    ///     .introspection_credentials("my-api", "secret")
+    ///     .introspection_endpoint("https://a.example/oauth2/introspect");
+    /// # drop(issuer);
+    /// ```
+    pub fn introspection_endpoint(mut self, url: impl Into<String>) -> Self {
+        if let Some((_, endpoint)) = &mut self.introspection {
+            *endpoint = Some(url.into());
+        }
+        self
     }
 
     /// A multi-tenant issuer, such as Entra ID's
@@ -249,12 +294,16 @@ impl TokenGateBuilder {
     }
 
     /// Which trusted issuer introspects opaque tokens (RFC 7662 gives no
-    /// way to tell an opaque token's issuer): the
-    /// [`introspection_credentials`](Self::introspection_credentials) are
-    /// that server's, and its endpoint comes from its discovery unless
+    /// way to tell an opaque token's issuer) unless
+    /// [`opaque_token_issuer`](Self::opaque_token_issuer) decides. The
+    /// gate's [`introspection_credentials`](Self::introspection_credentials)
+    /// are that server's (unless it has its own,
+    /// [`Issuer::introspection_credentials`]), and its endpoint comes from
+    /// its discovery unless
     /// [`introspection_endpoint`](Self::introspection_endpoint) is set.
-    /// Default: the first issuer. An answer's `iss`, when present, must be
-    /// one of the trusted issuers, and is the principal's issuer.
+    /// Default: the first issuer with credentials of its own, else the
+    /// first issuer. An answer's `iss`, when present, must be one of the
+    /// trusted issuers, and is the principal's issuer.
     ///
     /// ```
     /// let builder = tokengate::TokenGate::builder()
@@ -264,6 +313,32 @@ impl TokenGateBuilder {
     /// ```
     pub fn introspecting_issuer(mut self, issuer: impl Into<String>) -> Self {
         self.introspecting_issuer = Some(issuer.into());
+        self
+    }
+
+    /// Chooses the issuer that introspects each opaque token, for
+    /// authorization servers whose tokens tell (a prefix, as Okta's and
+    /// GitHub-style tokens have): `route` returns a trusted issuer's
+    /// identifier, or `None`. A token routed nowhere, or to an issuer that
+    /// does not introspect, is refused (401) without a call. Without it,
+    /// every opaque token goes to the
+    /// [`introspecting_issuer`](Self::introspecting_issuer).
+    ///
+    /// ```
+    /// let builder = tokengate::TokenGate::builder()
+    ///     .issuers(["https://a.example", "https://b.example"])
+    ///     .opaque_token_issuer(|token| match token.split_once('_') {
+    ///         Some(("a", _)) => Some("https://a.example".to_owned()),
+    ///         Some(("b", _)) => Some("https://b.example".to_owned()),
+    ///         _ => None,
+    ///     });
+    /// # drop(builder);
+    /// ```
+    pub fn opaque_token_issuer(
+        mut self,
+        route: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
+    ) -> Self {
+        self.opaque_router = Some(OpaqueRouter(std::sync::Arc::new(route)));
         self
     }
 
@@ -313,7 +388,11 @@ impl TokenGateBuilder {
             }
         }
         let introspecting = match &self.introspecting_issuer {
-            None => 0,
+            None => self
+                .issuers
+                .iter()
+                .position(|i| i.introspection.is_some())
+                .unwrap_or(0),
             Some(wanted) => self
                 .issuers
                 .iter()
@@ -322,7 +401,17 @@ impl TokenGateBuilder {
                     "introspecting_issuer is not a trusted issuer",
                 ))?,
         };
-        if self.introspection.enabled() && self.issuers[introspecting].is_template() {
+        let introspects = |(index, issuer): &(usize, &Issuer)| {
+            issuer.introspection.is_some()
+                || (*index == introspecting && self.introspection.enabled())
+        };
+        if self
+            .issuers
+            .iter()
+            .enumerate()
+            .filter(introspects)
+            .any(|(_, i)| i.is_template())
+        {
             return Err(BuildError::InvalidConfig(
                 "a multi-tenant issuer cannot introspect: choose another with introspecting_issuer",
             ));

@@ -48,7 +48,7 @@ use crate::token::bearer::BearerPolicy;
 use crate::token::claims::{TENANT_ID, TenantRule};
 use crate::verify::gate::{Shared, TokenGate};
 use crate::verify::token_cache::TokenCache;
-use crate::verify::verifier::{Authority, Verifier};
+use crate::verify::verifier::{Authority, OpaqueRouter, Verifier};
 
 pub use error::BuildError;
 pub use issuers::Issuer;
@@ -113,6 +113,7 @@ pub use issuers::Issuer;
 pub struct TokenGateBuilder {
     issuers: Vec<issuers::Issuer>,
     introspecting_issuer: Option<String>,
+    opaque_router: Option<OpaqueRouter>,
     claims: claims::ClaimSettings,
     bearer: BearerPolicy,
     keys: keys::KeySettings,
@@ -128,6 +129,7 @@ impl Default for TokenGateBuilder {
         TokenGateBuilder {
             issuers: Vec::new(),
             introspecting_issuer: None,
+            opaque_router: None,
             claims: claims::ClaimSettings::default(),
             bearer: claims::DEFAULT_BEARER,
             keys: keys::KeySettings::default(),
@@ -206,10 +208,8 @@ impl TokenGateBuilder {
                 scope_hint.as_deref(),
             );
         let fetcher = self.http.fetcher()?;
-        let introspection_enabled = self.introspection.enabled();
 
         let mut authorities = Vec::with_capacity(self.issuers.len());
-        let mut introspector = None;
         for (index, (issuer, url)) in self.issuers.iter().zip(&issuer_urls).enumerate() {
             let mut keys = self.keys.clone();
             if issuer.jwks_uri.is_some() || issuer.static_keys.is_some() {
@@ -221,13 +221,17 @@ impl TokenGateBuilder {
             }
             let (allowed, secrets) = keys.algorithms_and_secrets()?;
             let from_discovery = keys.keys_from_discovery(&secrets);
-            let introspects = introspection_enabled && index == introspecting;
-            let discovered =
-                if from_discovery || (introspects && self.introspection.endpoint.is_none()) {
-                    Some(discovery::discover(&fetcher, &issuer.issuer, url).await?)
-                } else {
-                    None
-                };
+            let introspection = self.introspection_of(issuer, index == introspecting);
+            let introspects = introspection.as_ref().is_some_and(|i| i.enabled());
+            let discovered = if from_discovery
+                || introspection
+                    .as_ref()
+                    .is_some_and(|i| i.enabled() && i.endpoint.is_none())
+            {
+                Some(discovery::discover(&fetcher, &issuer.issuer, url).await?)
+            } else {
+                None
+            };
             let source = self
                 .key_source(
                     &keys,
@@ -238,10 +242,15 @@ impl TokenGateBuilder {
                     discovered.as_ref(),
                 )
                 .await?;
-            if introspects {
-                introspector =
-                    self.introspector(fetcher.clone(), discovered.as_ref(), &issuer.issuer)?;
-            }
+            let introspector = match &introspection {
+                Some(settings) if introspects => self.introspector(
+                    settings,
+                    fetcher.clone(),
+                    discovered.as_ref(),
+                    &issuer.issuer,
+                )?,
+                _ => None,
+            };
             let mut rules = self.claims.rules(issuer.issuer.clone(), allowed);
             if !issuer.audiences.is_empty() {
                 rules.audiences = issuer.audiences.clone();
@@ -252,7 +261,7 @@ impl TokenGateBuilder {
                     allowed: issuer.tenants.clone(),
                 }));
             }
-            if index == introspecting {
+            if introspects {
                 rules.other_issuers = identifiers
                     .iter()
                     .filter(|i| **i != issuer.issuer)
@@ -263,6 +272,7 @@ impl TokenGateBuilder {
                 jwks: source.jwks,
                 rules,
                 verify_jwt_locally: source.verify_jwt_locally,
+                introspector,
             });
         }
         let token_cache = (self.keys.token_cache_bytes > 0)
@@ -273,8 +283,8 @@ impl TokenGateBuilder {
                     authorities,
                     self.bearer,
                     token_cache,
-                    introspector,
                     introspecting,
+                    self.opaque_router.clone(),
                 ),
                 responder,
                 metadata,

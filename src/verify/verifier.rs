@@ -33,6 +33,19 @@ pub(crate) struct Authority {
     pub(crate) rules: ClaimRules,
     /// False when the issuer publishes no keys: JWTs are then introspected.
     pub(crate) verify_jwt_locally: bool,
+    /// Its RFC 7662 client, when this issuer introspects.
+    pub(crate) introspector: Option<Introspector>,
+}
+
+/// Chooses the issuer of an opaque token (by its prefix, say): a trusted
+/// issuer's identifier, or `None` for a token no issuer of ours made.
+#[derive(Clone)]
+pub(crate) struct OpaqueRouter(pub(crate) Arc<dyn Fn(&str) -> Option<String> + Send + Sync>);
+
+impl std::fmt::Debug for OpaqueRouter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OpaqueRouter(..)")
+    }
 }
 
 /// The verifier: the trusted issuers, the caches and the introspection
@@ -47,10 +60,10 @@ pub(crate) struct Verifier {
     header_rules: ClaimRules,
     pub(crate) bearer: BearerPolicy,
     pub(crate) token_cache: Option<TokenCache>,
-    pub(crate) introspector: Option<Introspector>,
-    /// The authority whose introspection endpoint answers for opaque
-    /// tokens (its rules check the answers).
+    /// The authority that introspects opaque tokens when no router is
+    /// configured (its rules check the answers).
     pub(crate) introspecting: usize,
+    pub(crate) opaque_router: Option<OpaqueRouter>,
 }
 
 /// The result of the synchronous part of verification.
@@ -65,9 +78,10 @@ pub(crate) enum Pending {
     /// Refresh the keys of authority `issuer`; `generation` is the key set
     /// looked at.
     Keys { issuer: usize, generation: u64 },
-    /// Ask the introspection endpoint; `jwt` is the locally verified
-    /// principal when JWTs are introspected too.
+    /// Ask authority `issuer`'s introspection endpoint; `jwt` is the
+    /// locally verified principal when JWTs are introspected too.
     Introspection {
+        issuer: usize,
         hash: TokenHash,
         jwt: Option<Principal>,
     },
@@ -105,9 +119,11 @@ impl Verifier {
     pub(crate) fn cache_stats(&self) -> ((u64, u64), (u64, u64)) {
         (
             self.token_cache.as_ref().map_or((0, 0), TokenCache::stats),
-            self.introspector
-                .as_ref()
-                .map_or((0, 0), Introspector::cache_stats),
+            self.authorities
+                .iter()
+                .filter_map(|a| a.introspector.as_ref())
+                .map(Introspector::cache_stats)
+                .fold((0, 0), |(n, b), (n2, b2)| (n + n2, b + b2)),
         )
     }
 
@@ -119,10 +135,25 @@ impl Verifier {
         bearer::extract(headers, uri, &self.bearer)
     }
 
-    fn introspector(&self) -> Option<&Introspector> {
-        self.introspector
+    fn introspector(&self, issuer: usize) -> Option<&Introspector> {
+        self.authorities
+            .get(issuer)?
+            .introspector
             .as_ref()
             .filter(|i| i.mode() != IntrospectionMode::Off)
+    }
+
+    /// The authority that introspects this opaque token.
+    fn opaque_issuer(&self, token: &str) -> Option<usize> {
+        match &self.opaque_router {
+            None => Some(self.introspecting),
+            Some(route) => {
+                let issuer = (route.0)(token)?;
+                self.authorities
+                    .iter()
+                    .position(|a| a.rules.issuer == issuer)
+            }
+        }
     }
 
     /// Everything that needs no I/O: cached answers, and JWT verification
@@ -131,7 +162,10 @@ impl Verifier {
         let only_issuer_introspects_jwts =
             self.authorities.len() == 1 && !self.authorities[0].verify_jwt_locally;
         if only_issuer_introspects_jwts || !jose::is_jws_compact(token) {
-            return self.opaque_now(token, None);
+            return match self.opaque_issuer(token) {
+                Some(issuer) => self.opaque_now(token, issuer, None),
+                None => Step::Done(Err(AuthError::InvalidToken(InvalidToken::WrongIssuer))),
+            };
         }
         // The header first: it is short, and a token it refuses (garbage, a
         // forbidden algorithm) costs no hash and no cache lookup. A cached
@@ -145,15 +179,17 @@ impl Verifier {
             .token_cache
             .as_ref()
             .map(|cache| (cache, token::hash(token)));
+        let mut hit_issuer = 0;
         if let Some((cache, hash)) = &cached
             && let Some(principal) = cache.get(hash, now, |issuer, key| {
+                hit_issuer = issuer;
                 let snapshot = self.authorities.get(issuer)?.jwks.snapshot();
                 snapshot
                     .usable(clock::now())
                     .then(|| snapshot.keys.still_has(key.kid(), key.thumbprint()))
             })
         {
-            return self.after_jwt(token, principal);
+            return self.after_jwt(token, hit_issuer, principal);
         }
         let issuer = match self.route(&jws) {
             Ok(issuer) => issuer,
@@ -166,10 +202,10 @@ impl Verifier {
             )));
         }
         if !authority.verify_jwt_locally {
-            return self.opaque_now(token, None);
+            return self.opaque_now(token, issuer, None);
         }
         match self.verify_jwt_now(&jws, issuer, authority, cached, token, now) {
-            Step::Done(Ok(principal)) => self.after_jwt(token, principal),
+            Step::Done(Ok(principal)) => self.after_jwt(token, issuer, principal),
             other => other,
         }
     }
@@ -194,12 +230,12 @@ impl Verifier {
         })
     }
 
-    /// A verified JWT: done, unless JWTs are introspected too (mode `All`,
-    /// for revocation).
-    fn after_jwt(&self, token: &str, principal: Principal) -> Step {
-        match self.introspector() {
+    /// A JWT verified for authority `issuer`: done, unless that issuer
+    /// introspects JWTs too (mode `All`, for revocation).
+    fn after_jwt(&self, token: &str, issuer: usize, principal: Principal) -> Step {
+        match self.introspector(issuer) {
             Some(i) if i.mode() == IntrospectionMode::All => {
-                self.opaque_now(token, Some(principal))
+                self.opaque_now(token, issuer, Some(principal))
             }
             _ => Step::Done(Ok(principal)),
         }
@@ -208,8 +244,8 @@ impl Verifier {
     /// The introspection path: the cached answer, or a call to make.
     /// `jwt` is the locally verified principal of a JWT introspected for
     /// revocation.
-    fn opaque_now(&self, token: &str, jwt: Option<Principal>) -> Step {
-        let Some(introspector) = self.introspector() else {
+    fn opaque_now(&self, token: &str, issuer: usize, jwt: Option<Principal>) -> Step {
+        let Some(introspector) = self.introspector(issuer) else {
             return Step::Done(Err(AuthError::InvalidToken(InvalidToken::NotAJwt)));
         };
         // A token that cannot be the server's costs no hash, no lookup and
@@ -218,11 +254,11 @@ impl Verifier {
             return Step::Done(Err(AuthError::InvalidToken(InvalidToken::Malformed)));
         }
         let hash = token::hash(token);
-        let rules = &self.authorities[self.introspecting].rules;
+        let rules = &self.authorities[issuer].rules;
         match introspector.cached(&hash, rules, clock::unix_secs()) {
             Some(Ok(answer)) => Step::Done(Ok(jwt.unwrap_or(answer))),
             Some(Err(e)) => Step::Done(Err(e)),
-            None => Step::Pending(Pending::Introspection { hash, jwt }),
+            None => Step::Pending(Pending::Introspection { issuer, hash, jwt }),
         }
     }
 
@@ -290,28 +326,31 @@ impl Verifier {
                 match self.verify_after_refresh(token, issuer, generation).await? {
                     Step::Done(result) => result,
                     // JWT verified; introspection (mode `All`) still to ask.
-                    Step::Pending(Pending::Introspection { hash, jwt }) => {
-                        self.introspect(token, hash, jwt).await
+                    Step::Pending(Pending::Introspection { issuer, hash, jwt }) => {
+                        self.introspect(token, issuer, hash, jwt).await
                     }
                     Step::Pending(Pending::Keys { .. }) => {
                         Err(AuthError::Unavailable(Unavailable::Keys))
                     }
                 }
             }
-            Pending::Introspection { hash, jwt } => self.introspect(token, hash, jwt).await,
+            Pending::Introspection { issuer, hash, jwt } => {
+                self.introspect(token, issuer, hash, jwt).await
+            }
         }
     }
 
     async fn introspect(
         &self,
         token: &str,
+        issuer: usize,
         hash: TokenHash,
         jwt: Option<Principal>,
     ) -> Result<Principal, AuthError> {
-        let Some(introspector) = self.introspector() else {
+        let Some(introspector) = self.introspector(issuer) else {
             return Err(AuthError::InvalidToken(InvalidToken::NotAJwt));
         };
-        let rules = &self.authorities[self.introspecting].rules;
+        let rules = &self.authorities[issuer].rules;
         let answer = introspector.introspect(token, hash, rules).await?;
         Ok(jwt.unwrap_or(answer))
     }
@@ -344,14 +383,13 @@ impl Verifier {
     }
 
     /// A verifier over `authorities` (at least one); opaque tokens go to
-    /// `introspector`, whose answers are checked by the rules of authority
-    /// `introspecting`.
+    /// the one `opaque_router` names, or else to authority `introspecting`.
     pub(crate) fn new(
         authorities: Vec<Authority>,
         bearer: BearerPolicy,
         token_cache: Option<TokenCache>,
-        introspector: Option<Introspector>,
         introspecting: usize,
+        opaque_router: Option<OpaqueRouter>,
     ) -> Self {
         let first = &authorities[0].rules;
         let header_rules = ClaimRules {
@@ -365,8 +403,8 @@ impl Verifier {
             header_rules,
             bearer,
             token_cache,
-            introspector,
             introspecting,
+            opaque_router,
         }
     }
 }
