@@ -40,7 +40,9 @@ pub(crate) struct Authority {
 /// Chooses the issuer of an opaque token (by its prefix, say): a trusted
 /// issuer's identifier, or `None` for a token no issuer of ours made.
 #[derive(Clone)]
-pub(crate) struct OpaqueRouter(pub(crate) Arc<dyn Fn(&str) -> Option<String> + Send + Sync>);
+pub(crate) struct OpaqueRouter(pub(crate) Arc<RouteFn>);
+
+type RouteFn = dyn Fn(&str) -> Option<String> + Send + Sync;
 
 impl std::fmt::Debug for OpaqueRouter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
