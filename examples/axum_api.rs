@@ -12,7 +12,11 @@
 //! | `TOKENGATE_AUDIENCE` | this API's audience, for every issuer (required with `TOKENGATE_ISSUER`, unless `TOKENGATE_RESOURCE` is set) |
 //! | `TOKENGATE_RESOURCE` | this API's public URL, e.g. `http://127.0.0.1:3000` (no path): the RFC 9728 metadata is then served at `/.well-known/oauth-protected-resource`, every 401 and 403 names it, and it is the audience when `TOKENGATE_AUDIENCE` is unset |
 //! | `TOKENGATE_CLIENT_ID`, `TOKENGATE_CLIENT_SECRET` | this API's client at the (first) authorization server: opaque tokens are then introspected there (RFC 7662) |
-//! | `TOKENGATE_LISTEN` | listen address, default `127.0.0.1:3000` |
+//! | `TOKENGATE_LISTEN` | listen address, default `127.0.0.1:3000` (the example's own) |
+//! | every other variable of `tokengate::ENV_VARIABLES` | read by `TokenGateBuilder::from_env("TOKENGATE_")`: `TOKENGATE_STRICT_RFC9068=true`, `TOKENGATE_LEEWAY=30s`, … (see the README's table); `<NAME>_FILE` for secrets |
+//!
+//! `GET /health` (liveness) and `GET /ready` (readiness: 200 once every
+//! issuer's keys are usable, else 503 with the reasons) need no token.
 //!
 //! With no `TOKENGATE_ISSUER` it prints ready-to-paste curl commands with
 //! tokens for each route, so you see 200, 401 and 403 within a minute.
@@ -26,7 +30,7 @@ use axum::routing::{delete, get, post};
 use axum::{Extension, Json, Router};
 use serde_json::{Value, json};
 use tokengate::testing::TestIssuer;
-use tokengate::{Principal, RequireScopes, TokenGate};
+use tokengate::{Principal, RequireScopes, TokenGate, TokenGateBuilder};
 
 type Items = Arc<Mutex<Vec<String>>>;
 
@@ -97,66 +101,44 @@ pub(crate) fn router(gate: TokenGate) -> Router {
         .with_state(items);
     Router::new()
         .route("/health", get(|| async { "ok" }))
+        // Readiness: 200 once every issuer's keys are usable, else 503.
+        .route_service("/ready", gate.readiness_service())
         .merge(protected)
         // Public, like /health: clients read it before they have a token.
         .merge(tokengate::axum::metadata_router(&gate))
 }
 
-/// The gate the `TOKENGATE_*` variables describe, and the in-process test
-/// issuer when `TOKENGATE_ISSUER` is unset.
+/// The gate the `TOKENGATE_*` variables describe (every variable of
+/// `tokengate::ENV_VARIABLES`, through `TokenGateBuilder::from_env`), and
+/// the in-process test issuer when `TOKENGATE_ISSUER` is unset.
 pub(crate) async fn gate_from_env()
 -> Result<(TokenGate, Option<TestIssuer>), Box<dyn std::error::Error>> {
-    let mut test_issuer = None;
+    let mut builder = TokenGateBuilder::from_env("TOKENGATE_")?;
+    if std::env::var_os("TOKENGATE_RESOURCE").is_some() {
+        builder = builder.scopes_supported(SCOPES);
+    }
+    if std::env::var_os("TOKENGATE_ISSUER").is_some() {
+        return Ok((builder.build().await?, None));
+    }
+    let issuer = TestIssuer::start().await?;
     let credentials = match (
         std::env::var("TOKENGATE_CLIENT_ID"),
         std::env::var("TOKENGATE_CLIENT_SECRET"),
     ) {
-        (Ok(id), Ok(secret)) => Some((id, secret)),
-        _ => None,
+        (Ok(id), Ok(secret)) => (id, secret),
+        _ => (
+            tokengate::testing::INTROSPECTION_CLIENT_ID.to_owned(),
+            tokengate::testing::INTROSPECTION_CLIENT_SECRET.to_owned(),
+        ),
     };
-    let resource = std::env::var("TOKENGATE_RESOURCE").ok();
-    let with_resource = |builder: tokengate::TokenGateBuilder| match &resource {
-        Some(resource) => builder.resource(resource).scopes_supported(SCOPES),
-        None => builder,
-    };
-    let gate = match std::env::var("TOKENGATE_ISSUER") {
-        Ok(issuer) => {
-            let mut builder =
-                with_resource(TokenGate::builder().issuers(issuer.split_whitespace()));
-            match std::env::var("TOKENGATE_AUDIENCE") {
-                Ok(audience) => builder = builder.audience(audience),
-                Err(_) if resource.is_some() => {}
-                Err(_) => {
-                    return Err(
-                        "TOKENGATE_AUDIENCE (or TOKENGATE_RESOURCE) is required with TOKENGATE_ISSUER"
-                            .into(),
-                    );
-                }
-            }
-            if let Some((id, secret)) = credentials {
-                builder = builder.introspection_credentials(id, secret);
-            }
-            builder.build().await?
-        }
-        Err(_) => {
-            let issuer = TestIssuer::start().await?;
-            let (id, secret) = credentials.unwrap_or_else(|| {
-                (
-                    tokengate::testing::INTROSPECTION_CLIENT_ID.to_owned(),
-                    tokengate::testing::INTROSPECTION_CLIENT_SECRET.to_owned(),
-                )
-            });
-            issuer.register_client(&id, &secret);
-            let gate = with_resource(TokenGate::builder().issuer(issuer.issuer()))
-                .audience(issuer.audience())
-                .introspection_credentials(id, secret)
-                .build()
-                .await?;
-            test_issuer = Some(issuer);
-            gate
-        }
-    };
-    Ok((gate, test_issuer))
+    issuer.register_client(&credentials.0, &credentials.1);
+    let gate = builder
+        .issuer(issuer.issuer())
+        .audience(issuer.audience())
+        .introspection_credentials(credentials.0, credentials.1)
+        .build()
+        .await?;
+    Ok((gate, Some(issuer)))
 }
 
 #[tokio::main]

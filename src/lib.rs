@@ -220,10 +220,11 @@ pub use authority::introspection::{
     ClientAuth, IntrospectionMode, OpaqueTokenShape, TokenAlphabet,
 };
 pub use authority::jwks::JwksHealth;
-pub use config::{BuildError, Issuer, TokenGateBuilder};
+pub use config::{BuildError, ENV_VARIABLES, EnvError, Issuer, TokenGateBuilder};
 pub use error::{AuthError, InvalidRequest, InvalidToken, Unavailable};
 pub use http::layer::{ResponseFuture, TokenGateLayer, TokenGateService};
 pub use http::metadata::MetadataService;
+pub use http::ready::ReadinessService;
 pub use http::require::{GuardFuture, RequireScopes, RequireScopesService};
 pub use jsonwebtoken::jwk::{Jwk, JwkSet};
 pub use keys::Algorithm;
@@ -232,7 +233,7 @@ pub use principal::{Principal, TokenSource};
 pub use requirement::{ScopeRequirement, ScopeSet};
 pub use response::ErrorDetail;
 pub use scope::{InvalidScope, Scopes, is_scope_token};
-pub use verify::gate::{CacheStats, IssuerHealth, TokenGate};
+pub use verify::gate::{CacheStats, IssuerHealth, IssuerReadiness, Readiness, TokenGate};
 
 // The README's examples are compiled (and, where they can run offline, run)
 // as doctests, so the quick start cannot rot.

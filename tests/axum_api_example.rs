@@ -19,7 +19,8 @@ use tower::ServiceExt;
 const RESOURCE: &str = "http://127.0.0.1:3000";
 const METADATA: &str = "http://127.0.0.1:3000/.well-known/oauth-protected-resource";
 
-const VARIABLES: [&str; 6] = [
+const VARIABLES: [&str; 7] = [
+    "TOKENGATE_STRICT_RFC9068",
     "TOKENGATE_ISSUER",
     "TOKENGATE_AUDIENCE",
     "TOKENGATE_RESOURCE",
@@ -229,4 +230,36 @@ async fn resource_contract() {
     assert!(!challenge(&headers).contains("resource_metadata"));
     environment(&[("TOKENGATE_ISSUER", &external.issuer())]);
     assert!(axum_api::gate_from_env().await.is_err());
+
+    // 6. Every builder setting is a variable: strict RFC 9068 refuses a
+    // token without `typ: at+jwt`; a typo'd value is an error naming it.
+    environment(&[
+        ("TOKENGATE_ISSUER", &external.issuer()),
+        ("TOKENGATE_AUDIENCE", &external.audience()),
+        ("TOKENGATE_STRICT_RFC9068", "true"),
+    ]);
+    let (gate, _) = axum_api::gate_from_env().await.unwrap();
+    let app = axum_api::router(gate);
+    let untyped = external
+        .token()
+        .scope("items:read")
+        .without_header("typ")
+        .sign();
+    assert_eq!(
+        send(&app, "GET", "/items", Some(&untyped)).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let (status, _, body) = send(&app, "GET", "/ready", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&body).unwrap()["ready"],
+        true
+    );
+    environment(&[
+        ("TOKENGATE_ISSUER", &external.issuer()),
+        ("TOKENGATE_AUDIENCE", &external.audience()),
+        ("TOKENGATE_STRICT_RFC9068", "yes please"),
+    ]);
+    let err = axum_api::gate_from_env().await.unwrap_err().to_string();
+    assert!(err.contains("TOKENGATE_STRICT_RFC9068"), "{err}");
 }

@@ -33,6 +33,7 @@ macro_rules! setters {
 
 mod answers;
 mod claims;
+mod env;
 mod error;
 mod http;
 mod introspection;
@@ -50,6 +51,7 @@ use crate::verify::gate::{Shared, TokenGate};
 use crate::verify::token_cache::TokenCache;
 use crate::verify::verifier::{Authority, OpaqueRouter, Verifier};
 
+pub use env::{ENV_VARIABLES, EnvError};
 pub use error::BuildError;
 pub use issuers::Issuer;
 

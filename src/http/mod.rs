@@ -4,4 +4,5 @@
 
 pub(crate) mod layer;
 pub(crate) mod metadata;
+pub(crate) mod ready;
 pub(crate) mod require;

@@ -169,6 +169,59 @@ impl TokenGate {
         self.inner.verifier.jwks_health()
     }
 
+    /// Whether the gate can verify tokens now: ready when every issuer has
+    /// a usable key set (an issuer whose tokens are introspected is ready
+    /// once built: its endpoint's health shows in its answers, 503 while it
+    /// is down). For a readiness probe; liveness is the application's.
+    ///
+    /// ```
+    /// use tokengate::TokenGate;
+    /// use tokengate::testing::TestIssuer;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let issuer = TestIssuer::start().await?;
+    /// let gate = TokenGate::builder()
+    ///     .issuer(issuer.issuer())
+    ///     .audience(issuer.audience())
+    ///     .build()
+    ///     .await?;
+    /// assert!(gate.readiness().ready);
+    /// # Ok(()) }
+    /// ```
+    pub fn readiness(&self) -> Readiness {
+        let issuers: Vec<IssuerReadiness> = self
+            .inner
+            .verifier
+            .authorities
+            .iter()
+            .map(|a| {
+                let reason = if !a.verify_jwt_locally {
+                    None
+                } else {
+                    let keys = a.jwks.health();
+                    match (keys.usable, keys.key_count) {
+                        (true, _) => None,
+                        (false, 0) if keys.fetched_at.is_none() => Some("no key set loaded yet"),
+                        (false, 0) => Some("the key set holds no usable key"),
+                        (false, _) => {
+                            Some("the key set is too stale to serve and refreshing fails")
+                        }
+                    }
+                };
+                IssuerReadiness {
+                    issuer: a.rules.issuer.clone(),
+                    ready: reason.is_none(),
+                    reason,
+                }
+            })
+            .collect();
+        Readiness {
+            ready: issuers.iter().all(|i| i.ready),
+            issuers,
+        }
+    }
+
     /// The key set health of every trusted issuer, in configuration order.
     ///
     /// ```
@@ -231,6 +284,36 @@ impl TokenGate {
             introspection_bytes,
         }
     }
+}
+
+/// Whether a gate can verify tokens now, as [`TokenGate::readiness`]
+/// reports it (and [`ReadinessService`](crate::ReadinessService) serves it).
+///
+/// ```
+/// let ready = tokengate::Readiness::default();
+/// assert!(!ready.ready);
+/// assert_eq!(serde_json::to_string(&ready).unwrap(), r#"{"ready":false,"issuers":[]}"#);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct Readiness {
+    /// Every issuer is ready.
+    pub ready: bool,
+    /// Each trusted issuer, in configuration order.
+    pub issuers: Vec<IssuerReadiness>,
+}
+
+/// One issuer's part of [`Readiness`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct IssuerReadiness {
+    /// The issuer identifier.
+    pub issuer: String,
+    /// Its tokens can be verified now.
+    pub ready: bool,
+    /// Why not, when not: a fixed text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
 }
 
 /// One trusted issuer's health, as [`TokenGate::health`] reports it.
