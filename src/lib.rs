@@ -5,15 +5,24 @@
 //! On every request the [`TokenGateLayer`]:
 //!
 //! 1. extracts the one bearer token (RFC 6750 §2.1);
-//! 2. verifies it: a JWT against the issuer's keys (found by RFC 8414 / OIDC
+//! 2. verifies it: a JWT against its issuer's keys (found by RFC 8414 / OIDC
 //!    discovery, cached, refreshed on an unknown `kid` under a rate limit),
-//!    with the claims checked per RFC 7519, RFC 8725 and RFC 9068;
+//!    with the claims checked per RFC 7519, RFC 8725 and RFC 9068; an opaque
+//!    token by RFC 7662 introspection, cached. Several issuers may be
+//!    trusted ([`TokenGateBuilder::issuer`], [`Issuer`]): the token's `iss`
+//!    picks one by exact match, and only that one's keys are tried;
 //! 3. puts a [`Principal`] (issuer, subject, client id, scopes, claims) in
 //!    the request extensions;
 //! 4. or answers the standard way: 401/400/403 with `WWW-Authenticate:
-//!    Bearer …` (RFC 6750 §3), a gRPC status for gRPC requests, 503 with
-//!    `Retry-After` when the authorization server cannot be reached and
-//!    nothing usable is cached.
+//!    Bearer …` (RFC 6750 §3; with `resource_metadata`, RFC 9728 §5.1, when
+//!    a [`resource`](TokenGateBuilder::resource) is configured), a gRPC
+//!    status for gRPC requests, 503 with `Retry-After` when the
+//!    authorization server cannot be reached and nothing usable is cached.
+//!
+//! Besides: the RFC 9728 metadata document ([`TokenGate::metadata_service`],
+//! [`axum::metadata_router`]), MCP per-tool scopes (feature `mcp`), a
+//! readiness probe ([`TokenGate::readiness_service`]) and configuration from
+//! environment variables ([`TokenGateBuilder::from_env`]).
 //!
 //! ```
 //! use axum::{Extension, Router, routing::get};
@@ -73,8 +82,9 @@
 //! | `verify/` | the one verifier, the verified-token cache, and [`TokenGate`], which joins the verifier with the one renderer |
 //! | `response.rs` | the one renderer: RFC 6750 challenges, gRPC and gRPC-Web statuses |
 //! | `requirement.rs` | what a route requires of the [`Principal`], checked by one function |
-//! | `http/` | the tower layers: [`TokenGateLayer`] authenticates, [`RequireScopes`] authorizes |
-//! | `integrations/` | axum extractors and tonic helpers over the same verifier and renderer |
+//! | `metadata.rs` | the RFC 9728 document and its well-known URL |
+//! | `http/` | the tower layers and services: [`TokenGateLayer`] authenticates, [`RequireScopes`] authorizes, [`MetadataService`] and [`ReadinessService`] answer |
+//! | `integrations/` | axum extractors, tonic helpers and the MCP layer over the same verifier and renderer |
 //! | `config/` | [`TokenGateBuilder`], split by concern; imported by nobody but the crate root |
 //! | `clock.rs`, `single_flight.rs` | the one clock (tokio's, so tests pause it) and the one "one call per key" helper |
 //!
@@ -125,7 +135,9 @@
 //! RFC 6750 (bearer usage and errors), RFC 7515/7517/7518 (JWS, JWK, JWA),
 //! RFC 7519 and RFC 8725 (JWT and its best current practice), RFC 9068 (JWT
 //! access tokens), RFC 8414 and OpenID Connect Discovery (metadata),
-//! RFC 6749 §3.3 (scope syntax).
+//! RFC 7662 (introspection), RFC 9728 (protected-resource metadata),
+//! RFC 8707 (resource indicators), RFC 6749 §3.3 (scope syntax), the MCP
+//! authorization spec.
 //!
 //! ## Features
 //!
@@ -134,6 +146,7 @@
 //! - `axum`: the extractors in [`axum`].
 //! - `tonic`: the helpers in [`tonic`].
 //! - `macros`: [`require_scopes`], for axum handlers (implies `axum`).
+//! - `mcp`: `mcp::McpScopes`, per-tool scopes for MCP servers.
 
 #![warn(missing_docs)]
 #![deny(unreachable_pub, unsafe_code)]

@@ -59,7 +59,7 @@ pub use issuers::Issuer;
 ///
 /// | setting | default |
 /// |---|---|
-/// | [`issuer`](Self::issuer) | required |
+/// | [`issuer`](Self::issuer) | required: one or more ([`trust`](Self::trust) for per-issuer settings; [`introspecting_issuer`](Self::introspecting_issuer), [`opaque_token_issuer`](Self::opaque_token_issuer) for opaque tokens) |
 /// | [`audience`](Self::audience) | required, or the [`resource`](Self::resource), or [`accept_any_audience`](Self::accept_any_audience) |
 /// | key source | discovery from the issuer; or [`jwks_uri`](Self::jwks_uri), [`static_keys`](Self::static_keys), [`hmac_secret`](Self::hmac_secret) |
 /// | [`algorithms`](Self::algorithms) | RS256/384/512, PS256/384/512, ES256/384, EdDSA |
