@@ -172,6 +172,8 @@ mod verify;
 
 #[cfg(feature = "axum")]
 pub use integrations::axum;
+#[cfg(feature = "mcp")]
+pub use integrations::mcp;
 #[cfg(feature = "testing")]
 pub mod testing;
 #[cfg(feature = "tonic")]

@@ -118,6 +118,13 @@ impl ScopeRequirement {
         }
     }
 
+    /// The scopes named, in the order given, and whether one suffices:
+    /// what the MCP layer needs to name them in a challenge.
+    #[cfg_attr(not(feature = "mcp"), allow(dead_code))]
+    pub(crate) fn parts(&self) -> (&[Box<str>], bool) {
+        (&self.scopes, self.any)
+    }
+
     /// Whether granted `scopes` meet the requirement.
     pub fn is_satisfied_by(&self, scopes: &Scopes) -> bool {
         satisfied(scopes, &self.scopes, self.any)

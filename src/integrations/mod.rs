@@ -3,5 +3,7 @@
 
 #[cfg(feature = "axum")]
 pub mod axum;
+#[cfg(feature = "mcp")]
+pub mod mcp;
 #[cfg(feature = "tonic")]
 pub mod tonic;
