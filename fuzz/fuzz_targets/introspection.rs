@@ -152,11 +152,19 @@ fn well_typed(m: &Map<String, Value>) -> bool {
         None => true,
         Some(v) => v.as_u64().is_some_and(|u| u <= MAX),
     });
-    let scope = match (m.get("scope"), m.get("scp")) {
-        (None, None) => true,
-        (Some(Value::String(s)), _) => Scopes::parse(s).is_ok(),
+    // `scp` is read (a string or an array of strings) even beside a
+    // `scope` string, and refuses the answer when it is anything else.
+    let scp_typed = match m.get("scp") {
+        None | Some(Value::String(_)) => true,
+        Some(Value::Array(a)) => a.iter().all(Value::is_string),
         _ => false,
     };
+    let scope = scp_typed
+        && match (m.get("scope"), m.get("scp")) {
+            (None, None) => true,
+            (Some(Value::String(s)), _) => Scopes::parse(s).is_ok(),
+            _ => false,
+        };
     let shallow = !deep(m);
     strings && aud && dates && scope && shallow
 }
