@@ -77,7 +77,11 @@ fn body_2k() -> Bytes {
         .to_string()
     };
     while make(&text).len() < 2048 {
-        text.push_str(if text.len().is_multiple_of(7) { "é" } else { "a" });
+        text.push_str(if text.len().is_multiple_of(7) {
+            "é"
+        } else {
+            "a"
+        });
     }
     let mut body = make(&text).into_bytes();
     body.truncate(2048);

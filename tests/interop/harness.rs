@@ -38,7 +38,14 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn fixture_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oidc-provider")
+    // The workspace root's, also for a member below it that includes this
+    // file (examples/mcp_server).
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .ancestors()
+        .map(|dir| dir.join("tests/oidc-provider"))
+        .find(|dir| dir.join("server.js").is_file())
+        .unwrap_or_else(|| manifest.join("tests/oidc-provider"))
 }
 
 // ---- Node and npm ----------------------------------------------------------

@@ -41,6 +41,9 @@ const EXIT_ON_STDIN_CLOSE = process.env.EXIT_ON_STDIN_CLOSE !== '0';
 
 const API_SCOPES = ['items:read', 'items:write', 'admin'];
 const RESOURCE_SERVERS = new Set([AUDIENCE, OTHER_AUDIENCE]);
+// MCP servers under test (examples/mcp_server) listen on a free loopback port:
+// their resource indicator, and so the token `aud`, is their MCP endpoint.
+const MCP_RESOURCE = /^http:\/\/127\.0\.0\.1:[0-9]{1,5}\/mcp$/;
 const ALGS = new Set(['ES256', 'RS256', 'PS256', 'EdDSA']);
 
 if (!ALGS.has(APP_ALG)) throw new Error(`APP_ALG must be one of ${[...ALGS].join(', ')}`);
@@ -119,7 +122,7 @@ const clients = [
 // ---- resource indicators (RFC 8707) ---------------------------------------
 
 async function getResourceServerInfo(ctx, resourceIndicator, client) {
-  if (!RESOURCE_SERVERS.has(resourceIndicator)) {
+  if (!RESOURCE_SERVERS.has(resourceIndicator) && !MCP_RESOURCE.test(resourceIndicator)) {
     throw new errors.InvalidTarget(`unknown resource indicator ${resourceIndicator}`);
   }
   const policy = POLICY[client.clientId];

@@ -541,7 +541,10 @@ mod tests {
             .build()
             .await
             .unwrap();
-        let introspector = gate.inner.verifier.authorities[0].introspector.as_ref().unwrap();
+        let introspector = gate.inner.verifier.authorities[0]
+            .introspector
+            .as_ref()
+            .unwrap();
         for i in 0..50 {
             let token = format!("abandoned-{i}");
             let _ = tokio::time::timeout(Duration::from_millis(10), gate.verify(&token)).await;
