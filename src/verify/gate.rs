@@ -73,6 +73,22 @@ impl TokenGate {
         self.inner.verifier.verify(token).await
     }
 
+    /// The principal the introspection answer `body` gives, as
+    /// [`Self::verify`] would make it after fetching that answer for an
+    /// opaque token (the default introspecting issuer's rules). For fuzz
+    /// targets only: it exists in `cfg(fuzzing)` builds alone and is not
+    /// part of the API.
+    #[cfg(fuzzing)]
+    #[doc(hidden)]
+    pub fn __fuzz_introspection_answer(&self, body: &[u8]) -> Result<Principal, AuthError> {
+        let verifier = &self.inner.verifier;
+        let authority = &verifier.authorities[verifier.introspecting];
+        match &authority.introspector {
+            Some(introspector) => introspector.read_fetched(body, &authority.rules),
+            None => Err(AuthError::InvalidToken(crate::error::InvalidToken::NotAJwt)),
+        }
+    }
+
     /// Authenticates request parts: extracts the bearer token exactly as the
     /// layer does, then verifies it.
     ///

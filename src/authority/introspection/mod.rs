@@ -257,6 +257,19 @@ impl Introspector {
         }
     }
 
+    /// What [`Self::introspect`] makes of a fetched answer `body`, without
+    /// the fetch: the fuzz target's way to reach the parser many thousand
+    /// times a second (it also goes end to end, through HTTP, on a share of
+    /// its inputs). Only in `cfg(fuzzing)` builds.
+    #[cfg(fuzzing)]
+    pub(crate) fn read_fetched(&self, body: &[u8], rules: &ClaimRules) -> Result<Principal, AuthError> {
+        let now = clock::unix_secs();
+        match read_answer(body, rules, now, self.limits.require_audience) {
+            Ok(answer) => settle(answer, rules, now),
+            Err(_) => Err(AuthError::Unavailable(Unavailable::Introspection)),
+        }
+    }
+
     fn remember(&self, hash: TokenHash, answer: &Answer) {
         let lifetime = match answer {
             Answer::Active { exp, .. } => {
