@@ -166,7 +166,9 @@ fn deep(m: &Map<String, Value>) -> bool {
 /// far from any nesting limit).
 fn well_typed(m: &Map<String, Value>) -> bool {
     const MAX: u64 = 253_402_300_799;
-    let strings = ["iss", "sub", "client_id", "azp", "cid", "appid", "username", "jti"]
+    // `tid` too: Entra's tenant id, read for multi-tenant issuers since
+    // issue 11.
+    let strings = ["iss", "sub", "client_id", "azp", "cid", "appid", "username", "jti", "tid"]
         .iter()
         .all(|n| matches!(m.get(*n), None | Some(Value::String(_))));
     let aud = match m.get("aud") {
