@@ -75,6 +75,13 @@ impl Published {
     pub(crate) fn new(document: ResourceMetadata, at_root: bool) -> Published {
         let (url, path) = well_known(&document.resource);
         let mut paths = vec![path];
+        // `https://h/mcp/` is also asked for without its last slash by
+        // clients that trim it; both paths name this one document.
+        if let Some(trimmed) = paths[0].strip_suffix('/')
+            && trimmed.len() > WELL_KNOWN.len()
+        {
+            paths.push(trimmed.to_owned());
+        }
         if at_root && paths[0] != WELL_KNOWN {
             paths.push(WELL_KNOWN.to_owned());
         }
@@ -96,6 +103,45 @@ pub(crate) enum BadResource {
     NotAUrl,
     /// A query or a fragment (RFC 9728 §1.2, RFC 8707 §2), or credentials.
     Extras,
+    /// Not in RFC 3986 normal form: a character that must be
+    /// percent-encoded (space, `"`, `{`, non-ASCII…), a malformed `%`
+    /// escape, or a `.`/`..` segment. Clients send the identifier
+    /// byte for byte, so it must already be the form they send.
+    NotNormal,
+}
+
+/// RFC 3986 `pchar` and `/`, except `%` (checked with its two hex digits).
+fn path_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/".contains(&b)
+}
+
+/// The host and port of an authority that is already in normal form
+/// (an IDN host must be given in its A-label, `xn--`, form).
+fn authority_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~:[]".contains(&b)
+}
+
+/// Whether `path` is made of RFC 3986 path characters and well-formed
+/// `%HH` escapes only.
+fn path_is_normal(path: &str) -> bool {
+    let bytes = path.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = bytes.get(i + 1..i + 3);
+                if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+                    return false;
+                }
+                i += 3;
+            }
+            b if path_byte(b) => i += 1,
+            _ => return false,
+        }
+    }
+    !path
+        .split('/')
+        .any(|segment| segment == "." || segment == "..")
 }
 
 /// `resource` in canonical form: scheme and host lower-cased (RFC 3986
@@ -113,8 +159,11 @@ pub(crate) fn canonical(resource: &str) -> Result<(String, Url), BadResource> {
     let (scheme, rest) = resource.split_once("://").ok_or(BadResource::NotAUrl)?;
     let authority_end = rest.find('/').unwrap_or(rest.len());
     let (authority, path) = rest.split_at(authority_end);
-    if authority.is_empty() || authority.chars().any(|c| c.is_whitespace() || c == '\\') {
+    if authority.is_empty() {
         return Err(BadResource::NotAUrl);
+    }
+    if !authority.bytes().all(authority_byte) || !path_is_normal(path) {
+        return Err(BadResource::NotNormal);
     }
     let canonical = format!(
         "{}://{}{}",
@@ -207,6 +256,31 @@ mod tests {
         for bad in ["/mcp", "mcp", "urn:example:api", "https:///mcp", ""] {
             assert_eq!(canonical(bad).unwrap_err(), BadResource::NotAUrl, "{bad}");
         }
+        // What a client would percent-encode or resolve before sending it,
+        // and what would break a header, a JSON string or a router path.
+        for bad in [
+            "https://h/a b",
+            "https://h/a\"b",
+            "https://h/{id}",
+            "https://h/caf\u{e9}",
+            "https://h/a%2",
+            "https://h/a%zz",
+            "https://h/a/../b",
+            "https://h/./b",
+            "https://h/a\\b",
+            "https://h/a|b",
+            "https://b\u{fc}cher.example/mcp",
+        ] {
+            assert_eq!(canonical(bad).unwrap_err(), BadResource::NotNormal, "{bad}");
+        }
+        for good in [
+            "https://h/a%20b",
+            "https://h/a:b@c/d~e",
+            "https://[::1]:8443/x",
+            "https://xn--bcher-kva.example/mcp",
+        ] {
+            assert!(canonical(good).is_ok(), "{good}");
+        }
     }
 
     #[test]
@@ -236,6 +310,13 @@ mod tests {
         assert_eq!(
             Published::new(document("https://h"), true).paths,
             ["/.well-known/oauth-protected-resource"]
+        );
+        assert_eq!(
+            Published::new(document("https://h/mcp/"), false).paths,
+            [
+                "/.well-known/oauth-protected-resource/mcp/",
+                "/.well-known/oauth-protected-resource/mcp"
+            ]
         );
         assert_eq!(
             with_path.json,

@@ -77,6 +77,13 @@ async fn malformed_resources_fail_the_build() {
         "/mcp",
         "urn:example:mcp",
         "ftp://api.example.com/mcp",
+        // Not what a client sends byte for byte (it would percent-encode or
+        // resolve these), and `{` would make the metadata route panic in axum.
+        "https://api.example.com/mcp/{tool}",
+        "https://api.example.com/my api",
+        "https://api.example.com/a\"b",
+        "https://api.example.com/caf\u{e9}",
+        "https://api.example.com/a/../mcp",
     ] {
         let err = build_error(builder(&issuer).resource(bad)).await;
         assert!(
@@ -256,6 +263,7 @@ async fn the_endpoint_serves_the_document_publicly() {
     let (status, headers, _) = call(&app, request(Method::POST, METADATA_PATH)).await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(headers[header::ALLOW], "GET, HEAD, OPTIONS");
+    assert_eq!(headers[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
 
     // Not at the root by default (the resource has a path), and the
     // protected route still needs a token.
@@ -297,17 +305,27 @@ async fn the_root_is_served_too_when_asked() {
     let trailing = gate_for(&issuer, "https://api.example.com/a/b/").await;
     assert_eq!(
         trailing.resource_metadata_paths().collect::<Vec<_>>(),
-        ["/.well-known/oauth-protected-resource/a/b/"]
-    );
-    let answer = trailing
-        .metadata_service()
-        .oneshot(request(
-            Method::GET,
+        [
             "/.well-known/oauth-protected-resource/a/b/",
-        ))
-        .await
-        .unwrap();
-    assert_eq!(answer.status(), StatusCode::OK);
+            "/.well-known/oauth-protected-resource/a/b"
+        ]
+    );
+    // With and without the last slash (clients that trim it), one document
+    // whose `resource` keeps the slash.
+    for path in [
+        "/.well-known/oauth-protected-resource/a/b/",
+        "/.well-known/oauth-protected-resource/a/b",
+    ] {
+        let answer = trailing
+            .metadata_service()
+            .oneshot(request(Method::GET, path))
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), StatusCode::OK, "{path}");
+        let body = answer.into_body();
+        let document: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(document["resource"], "https://api.example.com/a/b/");
+    }
 }
 
 /// The `resource_metadata` attribute of a challenge, and how often it occurs.

@@ -493,6 +493,28 @@ async fn a_multi_tenant_issuer_admits_its_allowed_tenants_only() {
         gate.resource_metadata().unwrap().authorization_servers,
         [other.issuer()]
     );
+    // With templates alone the document would name no authorization server:
+    // the build says so, until one is named by hand.
+    let only_templates = || {
+        TokenGate::builder()
+            .trust(Issuer::tenants(&template).discover_at(entra.issuer()))
+            .resource("https://api.example.com")
+    };
+    let err = only_templates().build().await.unwrap_err();
+    assert!(
+        err.to_string().contains("metadata_authorization_servers"),
+        "{err}"
+    );
+    let home = format!("{}/t1/v2.0", entra.issuer());
+    let gate = only_templates()
+        .metadata_authorization_servers([home.clone()])
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(
+        gate.resource_metadata().unwrap().authorization_servers,
+        [home]
+    );
 }
 
 #[tokio::test]

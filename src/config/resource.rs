@@ -18,6 +18,9 @@ pub(super) struct ResourceSettings {
     tos_uri: Option<String>,
     at_root: bool,
     pub(super) challenge_scope: Vec<String>,
+    /// `authorization_servers` named by hand, listed after the trusted
+    /// issuers that have one identifier.
+    authorization_servers: Vec<String>,
 }
 
 impl ResourceSettings {
@@ -34,6 +37,10 @@ impl ResourceSettings {
         let (canonical, _) = metadata::canonical(given).map_err(|e| match e {
             BadResource::NotAUrl => invalid("not an absolute URL"),
             BadResource::Extras => invalid("no query, fragment or credentials allowed"),
+            BadResource::NotNormal => invalid(
+                "not in RFC 3986 normal form: percent-encode spaces, quotes, braces and \
+                 non-ASCII characters, give an IDN host in its xn-- form, drop . and .. segments",
+            ),
         })?;
         http.checked_url("resource", &canonical)?;
         Ok(Some(canonical))
@@ -82,9 +89,27 @@ impl ResourceSettings {
                 "resource_name contains control characters",
             ));
         }
+        for server in &self.authorization_servers {
+            page_url("authorization_servers", server)?;
+        }
         let Some(resource) = resource else {
             return Ok(None);
         };
+        let mut servers = issuers.to_vec();
+        for server in &self.authorization_servers {
+            if !servers.contains(server) {
+                servers.push(server.clone());
+            }
+        }
+        // A client that finds no authorization server cannot get a token:
+        // the gate's issuers are all templates (Entra's `{tenantid}`).
+        if servers.is_empty() {
+            return Err(BuildError::InvalidConfig(
+                "the resource metadata would list no authorization server: every trusted issuer \
+                 is a template; name the one clients should use with \
+                 metadata_authorization_servers(..)",
+            ));
+        }
         let mut bearer_methods = vec!["header".to_owned()];
         if query_tokens {
             bearer_methods.push("query".to_owned());
@@ -94,7 +119,7 @@ impl ResourceSettings {
         scopes.retain(|s| seen.insert(s.clone()));
         let document = ResourceMetadata {
             resource,
-            authorization_servers: issuers.to_vec(),
+            authorization_servers: servers,
             scopes_supported: scopes,
             bearer_methods_supported: bearer_methods,
             resource_name: self.name.clone(),
@@ -187,6 +212,34 @@ impl TokenGateBuilder {
         self.resource
             .scopes_supported
             .extend(scopes.into_iter().map(Into::into));
+        self
+    }
+
+    /// Authorization servers the metadata document lists in
+    /// `authorization_servers` besides the trusted issuers (RFC 9728 §2),
+    /// which it lists already. Needed when every trusted issuer is a
+    /// template, as with Entra ID multi-tenant
+    /// ([`Issuer::tenants`](crate::Issuer::tenants)), whose tokens name
+    /// each tenant: list the issuer clients should get tokens from, e.g.
+    /// your home tenant's `https://login.microsoftonline.com/<tenant>/v2.0`.
+    /// A resource whose document would list none fails the build.
+    ///
+    /// ```
+    /// let builder = tokengate::TokenGate::builder()
+    ///     .resource("https://api.example.com/mcp")
+    ///     .metadata_authorization_servers([
+    ///         "https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47/v2.0",
+    ///     ]);
+    /// # drop(builder);
+    /// ```
+    pub fn metadata_authorization_servers<I, T>(mut self, servers: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        self.resource
+            .authorization_servers
+            .extend(servers.into_iter().map(Into::into));
         self
     }
 

@@ -127,9 +127,15 @@ impl MetadataService {
             }
             _ => {
                 let mut response = status(StatusCode::METHOD_NOT_ALLOWED);
-                response.headers_mut().insert(
+                let headers = response.headers_mut();
+                headers.insert(
                     header::ALLOW,
                     HeaderValue::from_static("GET, HEAD, OPTIONS"),
+                );
+                // Readable cross-origin too, so a browser client sees why.
+                headers.insert(
+                    header::ACCESS_CONTROL_ALLOW_ORIGIN,
+                    HeaderValue::from_static("*"),
                 );
                 return response;
             }
