@@ -10,6 +10,10 @@
 //! `Full<Bytes>` body, a reference-counted clone), so building it cancels out
 //! of the difference.
 //!
+//! Two floors are measured beside them: serde_json reading the same body
+//! into `IgnoredAny` and into a `Value` (what the JSON-RPC server behind
+//! the layer does with it anyway).
+//!
 //! `cargo bench --bench mcp --all-features`. `TOKENGATE_BENCH_ROUNDS`
 //! (default 3), `TOKENGATE_BENCH_SECS` per benchmark (default 1).
 
@@ -188,6 +192,15 @@ fn main() {
         let mut g = c.benchmark_group(format!("round{round}"));
         g.bench_function("gate_alone", |b| time(b, &mut alone, &make));
         g.bench_function("gate_plus_mcp", |b| time(b, &mut with_mcp, &make));
+        // Floors: what reading the same body costs serde_json alone, with
+        // nothing kept (`IgnoredAny`) and as the `Value` a JSON-RPC server
+        // such as rmcp parses it into behind us anyway.
+        g.bench_function("serde_ignored_any", |b| {
+            b.iter(|| serde_json::from_slice::<serde::de::IgnoredAny>(black_box(&body)).unwrap())
+        });
+        g.bench_function("serde_value", |b| {
+            b.iter(|| serde_json::from_slice::<Value>(black_box(&body)).unwrap())
+        });
         g.finish();
     }
     c.final_summary();
@@ -216,4 +229,15 @@ fn main() {
         added,
         if added < 2000.0 { "met" } else { "NOT met" }
     );
+    let (ignored, value) = (values("serde_ignored_any"), values("serde_value"));
+    if !ignored.is_empty() && !value.is_empty() {
+        let (ignored, value) = (median(ignored), median(value));
+        println!("{:<34} {:>12.1}", "floor: serde_json IgnoredAny", ignored);
+        println!("{:<34} {:>12.1}", "floor: serde_json Value", value);
+        println!(
+            "{:<34} {:>12.2}   (the inner server's own parse of the body)",
+            "added / Value parse",
+            added / value
+        );
+    }
 }

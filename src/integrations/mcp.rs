@@ -453,7 +453,14 @@ impl Config {
     /// Calls `each` with what every message of `body` needs; `false` when
     /// the body cannot be classified (what `each` saw is then void).
     fn classify<'c>(&'c self, body: &[u8], each: &mut dyn FnMut(&'c McpRequirement)) -> bool {
-        let mut de = serde_json::Deserializer::from_slice(body);
+        // The whole body is UTF-8 or none of it is read, as with
+        // `from_slice` (which checks each string as it goes), but with a
+        // SIMD check: std's UTF-8 check of the strings was half the cost of
+        // classifying a 2 KiB `tools/call` with non-ASCII arguments.
+        let Ok(text) = simdutf8::basic::from_utf8(body) else {
+            return false;
+        };
+        let mut de = serde_json::Deserializer::from_str(text);
         (&mut de)
             .deserialize_any(Top { config: self, each })
             .and_then(|()| de.end())
