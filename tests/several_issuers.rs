@@ -518,6 +518,43 @@ async fn a_multi_tenant_issuer_admits_its_allowed_tenants_only() {
 }
 
 #[tokio::test]
+async fn an_exact_issuer_wins_over_a_template_listed_before_it() {
+    // One tenant has its own authorization server (its own keys) under the
+    // identifier the template would also admit.
+    let (entra, template) = entra_like().await;
+    let own = TestIssuer::start().await.unwrap();
+    let exact = format!("{}/t1/v2.0", entra.issuer());
+    let own_keys: tokengate::JwkSet = serde_json::from_value(own.jwks()).unwrap();
+    let gate = TokenGate::builder()
+        .audience(AUDIENCE)
+        .trust(Issuer::tenants(&template).discover_at(entra.issuer()))
+        .trust(Issuer::new(&exact).static_keys(own_keys))
+        .build()
+        .await
+        .unwrap();
+    let token = own
+        .token()
+        .audience(AUDIENCE)
+        .claim("iss", exact.as_str())
+        .claim("tid", "t1")
+        .sign();
+    let principal = gate.verify(&token).await.unwrap();
+    assert_eq!(principal.issuer(), Some(exact.as_str()));
+    // Other tenants still go to the template.
+    assert!(
+        gate.verify(&tenant_token(&entra, "t2", Some("t2")))
+            .await
+            .is_ok()
+    );
+    // And the template's keys never verify a token for the exact issuer.
+    assert!(
+        gate.verify(&tenant_token(&entra, "t1", Some("t1")))
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
 async fn without_an_allowlist_every_tenant_gets_in() {
     let (entra, template) = entra_like().await;
     let gate = TokenGate::builder()

@@ -10,6 +10,7 @@
 //! [`Verifier::finish`] does.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use http::request::Parts;
@@ -66,6 +67,12 @@ pub(crate) struct Verifier {
     /// configured (its rules check the answers).
     pub(crate) introspecting: usize,
     pub(crate) opaque_router: Option<OpaqueRouter>,
+    /// The authorities with one identifier, by identifier (the first of a
+    /// repeated one): routing costs one hash lookup however many there are.
+    exact: HashMap<Box<str>, usize>,
+    /// The template authorities (Entra's `{tenantid}`), tried in order
+    /// when no identifier matches exactly.
+    templates: Box<[usize]>,
 }
 
 /// The result of the synchronous part of verification.
@@ -151,9 +158,12 @@ impl Verifier {
             None => Some(self.introspecting),
             Some(route) => {
                 let issuer = (route.0)(token)?;
-                self.authorities
-                    .iter()
-                    .position(|a| a.rules.issuer == issuer)
+                self.exact.get(issuer.as_str()).copied().or_else(|| {
+                    self.templates
+                        .iter()
+                        .copied()
+                        .find(|&i| self.authorities[i].rules.issuer == issuer)
+                })
             }
         }
     }
@@ -222,11 +232,20 @@ impl Verifier {
         }
         jws.with_unverified_issuer(|iss, tid| {
             let iss = iss.ok_or(InvalidToken::WrongIssuer)?;
-            self.authorities
+            // An exact identifier wins over a template that would admit
+            // the same `iss`.
+            if let Some(&index) = self.exact.get(iss) {
+                return Ok(index);
+            }
+            self.templates
                 .iter()
-                .position(|a| match &a.rules.tenants {
-                    None => a.rules.issuer == iss,
-                    Some(tenants) => tenants.admits(iss, tid),
+                .copied()
+                .find(|&i| {
+                    self.authorities[i]
+                        .rules
+                        .tenants
+                        .as_ref()
+                        .is_some_and(|t| t.admits(iss, tid))
                 })
                 .ok_or(InvalidToken::WrongIssuer)
         })
@@ -400,7 +419,20 @@ impl Verifier {
             ),
             ..first.clone()
         };
+        let mut exact = HashMap::with_capacity(authorities.len());
+        let mut templates = Vec::new();
+        for (index, authority) in authorities.iter().enumerate() {
+            if authority.rules.tenants.is_some() {
+                templates.push(index);
+            } else {
+                exact
+                    .entry(authority.rules.issuer.as_str().into())
+                    .or_insert(index);
+            }
+        }
         Verifier {
+            exact,
+            templates: templates.into_boxed_slice(),
             authorities: authorities.into_boxed_slice(),
             header_rules,
             bearer,
