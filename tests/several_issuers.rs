@@ -591,6 +591,16 @@ async fn multi_tenant_settings_are_checked() {
         Issuer::new(&template),     // a placeholder in a plain issuer
         Issuer::tenants(entra.issuer()).discover_at(entra.issuer()), // no placeholder
         Issuer::new(entra.issuer()).allowed_tenants(["t1"]),
+        // Tenants no `tid` can be: a silent lockout.
+        Issuer::tenants(&template)
+            .discover_at(entra.issuer())
+            .allowed_tenants(["{tenantid}"]),
+        Issuer::tenants(&template)
+            .discover_at(entra.issuer())
+            .allowed_tenants(["t1/v2.0"]),
+        Issuer::tenants(&template)
+            .discover_at(entra.issuer())
+            .allowed_tenants(Vec::<String>::new()),
     ] {
         let err = build(TokenGate::builder().trust(issuer)).await.unwrap_err();
         assert!(matches!(err, BuildError::InvalidConfig(_)), "{err:?}");

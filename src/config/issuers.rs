@@ -8,7 +8,7 @@ use jsonwebtoken::jwk::JwkSet;
 use super::introspection::SecretString;
 use super::{BuildError, TokenGateBuilder};
 use crate::keys::Algorithm;
-use crate::token::claims::TENANT_ID;
+use crate::token::claims::{TENANT_ID, TenantRule};
 use crate::verify::verifier::OpaqueRouter;
 
 /// A trusted issuer with settings of its own, for
@@ -375,6 +375,15 @@ impl TokenGateBuilder {
             if issuer.tenants.is_some() && !issuer.is_template() {
                 return Err(BuildError::InvalidConfig(
                     "allowed_tenants is for a multi-tenant issuer (Issuer::tenants)",
+                ));
+            }
+            // A tenant no `tid` can be (empty, `{tenantid}`, a URL) would
+            // lock its users out without a word; an empty list lets no one in.
+            if let Some(tenants) = &issuer.tenants
+                && (tenants.is_empty() || !tenants.iter().all(|t| TenantRule::plausible(t)))
+            {
+                return Err(BuildError::InvalidConfig(
+                    "allowed_tenants must list tenant ids (letters, digits, '-', '.', '_'; at most 64)",
                 ));
             }
             if issuer.is_template()

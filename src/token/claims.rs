@@ -56,6 +56,15 @@ pub(crate) struct TenantRule {
 pub(crate) const TENANT_ID: &str = "{tenantid}";
 
 impl TenantRule {
+    /// A tenant id: letters, digits, `-`, `.`, `_`, 1 to 64 bytes.
+    pub(crate) fn plausible(tid: &str) -> bool {
+        !tid.is_empty()
+            && tid.len() <= 64
+            && tid
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
+    }
+
     /// Whether `iss` is the template filled with `tid`, a plausible tenant
     /// id (letters, digits, `-`, `.`, `_`: GUIDs and domain-style ids,
     /// nothing that could change the URL's structure) that is allowed.
@@ -63,12 +72,7 @@ impl TenantRule {
         let Some(tid) = tid else {
             return false;
         };
-        let plausible = !tid.is_empty()
-            && tid.len() <= 64
-            && tid
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
-        plausible
+        Self::plausible(tid)
             && self
                 .allowed
                 .as_ref()
