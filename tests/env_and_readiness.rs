@@ -165,7 +165,18 @@ fn file_variants_read_secrets_from_files() {
 
     let big = dir.join("big");
     std::fs::write(&big, vec![b'a'; 70 * 1024]).unwrap();
+    // A FIFO nobody writes to: opening it would block the build forever.
+    let fifo = dir.join("fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo (coreutils)");
+    assert!(made.success());
     for (vars, variable) in [
+        (
+            vec![("REALM_FILE", fifo.to_str().unwrap())],
+            "TG_REALM_FILE",
+        ),
         (vec![("REALM", "x"), ("REALM_FILE", path)], "TG_REALM"),
         (vec![("REALM_FILE", dir.to_str().unwrap())], "TG_REALM_FILE"),
         (vec![("REALM_FILE", big.to_str().unwrap())], "TG_REALM_FILE"),
@@ -179,6 +190,23 @@ fn file_variants_read_secrets_from_files() {
         assert!(!err.to_string().contains("from-a-file"));
     }
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn a_leeway_longer_than_ten_minutes_fails_the_build() {
+    let issuer = TestIssuer::start().await.unwrap();
+    let build = |leeway: &str| {
+        from(&[
+            ("ISSUER", &issuer.issuer()),
+            ("AUDIENCE", &issuer.audience()),
+            ("LEEWAY", leeway),
+        ])
+        .unwrap()
+        .build()
+    };
+    assert!(build("10m").await.is_ok());
+    let err = build("3600").await.unwrap_err();
+    assert!(err.to_string().contains("leeway"), "{err}");
 }
 
 #[tokio::test]

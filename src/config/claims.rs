@@ -9,6 +9,9 @@ use crate::keys::AlgorithmSet;
 use crate::token::bearer::BearerPolicy;
 use crate::token::claims::ClaimRules;
 
+/// The longest leeway a build accepts.
+const MAX_LEEWAY: Duration = Duration::from_secs(600);
+
 #[derive(Debug, Clone)]
 pub(super) struct ClaimSettings {
     pub(super) audiences: Vec<String>,
@@ -44,6 +47,13 @@ impl ClaimSettings {
         if bearer.max_token_len == 0 {
             return Err(BuildError::InvalidConfig(
                 "max_token_length must be positive",
+            ));
+        }
+        // Longer than a few minutes is a unit slip (3600 meant as ms), not a
+        // clock skew: expired tokens would stay valid that long.
+        if self.leeway > MAX_LEEWAY {
+            return Err(BuildError::InvalidConfig(
+                "leeway is longer than 10 minutes: expired tokens would stay valid that long",
             ));
         }
         Ok(())
@@ -83,7 +93,8 @@ impl TokenGateBuilder {
     }
 
     setters! {
-        /// Clock skew tolerated for `exp`, `nbf` and `iat`. Default 60 s.
+        /// Clock skew tolerated for `exp`, `nbf` and `iat`. Default 60 s; at
+        /// most 10 minutes (a longer one fails the build).
         leeway(leeway: Duration) => claims.leeway;
 
         /// Requires RFC 9068 access tokens strictly: `typ` `at+jwt` and the

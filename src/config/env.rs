@@ -158,6 +158,12 @@ impl Env<'_> {
 }
 
 fn read_file(path: &str) -> Result<String, String> {
+    // Before opening: opening a FIFO (or a device) for reading may block
+    // until someone writes to it, and the build would hang.
+    let kind = std::fs::metadata(path).map_err(|e| format!("cannot open the file: {e}"))?;
+    if !kind.is_file() {
+        return Err("is not a regular file".into());
+    }
     let file = std::fs::File::open(path).map_err(|e| format!("cannot open the file: {e}"))?;
     let meta = file
         .metadata()
