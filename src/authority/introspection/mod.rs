@@ -262,7 +262,11 @@ impl Introspector {
     /// times a second (it also goes end to end, through HTTP, on a share of
     /// its inputs). Only in `cfg(fuzzing)` builds.
     #[cfg(fuzzing)]
-    pub(crate) fn read_fetched(&self, body: &[u8], rules: &ClaimRules) -> Result<Principal, AuthError> {
+    pub(crate) fn read_fetched(
+        &self,
+        body: &[u8],
+        rules: &ClaimRules,
+    ) -> Result<Principal, AuthError> {
         let now = clock::unix_secs();
         match read_answer(body, rules, now, self.limits.require_audience) {
             Ok(answer) => settle(answer, rules, now),
