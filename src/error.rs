@@ -182,6 +182,55 @@ impl AuthError {
     }
 
     /// The `error_description` sent to the client: a fixed text per reason.
+    /// A fixed, low-cardinality label for this refusal, for traces and
+    /// metrics (the `reason` of the
+    /// [`tokengate.authenticate` span](crate::observe)): `missing`,
+    /// `invalid_request`, `insufficient_scope`, `keys_unavailable`,
+    /// `introspection_unavailable`, or for an invalid token its reason in
+    /// snake case (`too_long`, `not_a_jwt`, `malformed`,
+    /// `unsupported_algorithm`, `unknown_key`, `algorithm_mismatch`,
+    /// `bad_signature`, `unsupported_critical`, `wrong_type`, `expired`,
+    /// `not_yet_valid`, `issued_in_future`, `missing_claim`,
+    /// `malformed_claim`, `wrong_issuer`, `wrong_audience`, `inactive`,
+    /// `not_an_access_token`, `sender_constrained`). These labels are part
+    /// of the public API.
+    ///
+    /// ```
+    /// use tokengate::{AuthError, InvalidToken};
+    /// assert_eq!(AuthError::InvalidToken(InvalidToken::Expired).reason(), "expired");
+    /// assert_eq!(AuthError::MissingToken.reason(), "missing");
+    /// ```
+    pub fn reason(&self) -> &'static str {
+        match self {
+            AuthError::MissingToken => "missing",
+            AuthError::InvalidRequest(_) => "invalid_request",
+            AuthError::InsufficientScope { .. } => "insufficient_scope",
+            AuthError::Unavailable(Unavailable::Keys) => "keys_unavailable",
+            AuthError::Unavailable(Unavailable::Introspection) => "introspection_unavailable",
+            AuthError::InvalidToken(reason) => match reason {
+                InvalidToken::TooLong => "too_long",
+                InvalidToken::NotAJwt => "not_a_jwt",
+                InvalidToken::Malformed => "malformed",
+                InvalidToken::UnsupportedAlgorithm => "unsupported_algorithm",
+                InvalidToken::UnknownKey => "unknown_key",
+                InvalidToken::AlgorithmMismatch => "algorithm_mismatch",
+                InvalidToken::BadSignature => "bad_signature",
+                InvalidToken::UnsupportedCritical => "unsupported_critical",
+                InvalidToken::WrongType => "wrong_type",
+                InvalidToken::Expired => "expired",
+                InvalidToken::NotYetValid => "not_yet_valid",
+                InvalidToken::IssuedInFuture => "issued_in_future",
+                InvalidToken::MissingClaim => "missing_claim",
+                InvalidToken::MalformedClaim => "malformed_claim",
+                InvalidToken::WrongIssuer => "wrong_issuer",
+                InvalidToken::WrongAudience => "wrong_audience",
+                InvalidToken::Inactive => "inactive",
+                InvalidToken::NotAnAccessToken => "not_an_access_token",
+                InvalidToken::SenderConstrained => "sender_constrained",
+            },
+        }
+    }
+
     pub(crate) fn description(&self) -> Option<&'static str> {
         match self {
             AuthError::MissingToken => None,

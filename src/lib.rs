@@ -162,6 +162,7 @@ mod http;
 mod integrations;
 mod keys;
 mod metadata;
+pub mod observe;
 mod principal;
 mod requirement;
 mod response;

@@ -8,6 +8,7 @@ use reqwest::Url;
 use serde::Deserialize;
 
 use crate::authority::fetch::{FetchError, Fetcher};
+use crate::observe::Upstream;
 
 /// The metadata fields a resource server uses; unknown members are ignored.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -97,7 +98,7 @@ async fn fetch_metadata(
     fetcher: &Fetcher,
     url: &Url,
 ) -> Result<AuthorizationServerMetadata, FetchError> {
-    let fetched = fetcher.get(url, None).await?;
+    let fetched = fetcher.get(Upstream::Discovery, url, None).await?;
     serde_json::from_slice(&fetched.body)
         .map_err(|e| FetchError::Malformed(format!("not server metadata: {e}")))
 }

@@ -14,6 +14,9 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use reqwest::Url;
+use tracing::Instrument;
+
+use crate::observe::{self, Upstream};
 
 /// Limits for calls to the authorization server.
 #[derive(Debug, Clone, Copy)]
@@ -52,6 +55,30 @@ pub enum FetchError {
     /// Any other transport failure.
     #[error("request failed: {0}")]
     Transport(String),
+}
+
+impl FetchError {
+    /// A fixed, low-cardinality label for this failure, as the
+    /// `tokengate.upstream` span's `result` field (see [`observe`](crate::observe))
+    /// shows it: `timeout`, `connect`, `status`, `redirect`, `too_large`,
+    /// `malformed` or `transport`.
+    ///
+    /// ```
+    /// use tokengate::FetchError;
+    /// assert_eq!(FetchError::Status(500).label(), "status");
+    /// assert_eq!(FetchError::TooLarge(1 << 20).label(), "too_large");
+    /// ```
+    pub fn label(&self) -> &'static str {
+        match self {
+            FetchError::Timeout => "timeout",
+            FetchError::Connect => "connect",
+            FetchError::Status(_) => "status",
+            FetchError::Redirect(_) => "redirect",
+            FetchError::TooLarge(_) => "too_large",
+            FetchError::Malformed(_) => "malformed",
+            FetchError::Transport(_) => "transport",
+        }
+    }
 }
 
 fn redirect_status(status: u16) -> String {
@@ -100,6 +127,7 @@ impl Fetcher {
     /// GET a JSON document, conditionally when `etag` is given.
     pub(crate) async fn get(
         &self,
+        endpoint: Upstream,
         url: &Url,
         etag: Option<&HeaderValue>,
     ) -> Result<Fetched, FetchError> {
@@ -116,7 +144,7 @@ impl Fetcher {
             }
             None => &[StatusCode::OK],
         };
-        self.send(url, request, ok).await
+        self.send(endpoint, url, request, ok).await
     }
 
     /// POST a form (`application/x-www-form-urlencoded`), expecting JSON.
@@ -139,20 +167,26 @@ impl Fetcher {
         if let Some(auth) = authorization {
             request = request.header(header::AUTHORIZATION, auth.clone());
         }
-        self.send(url, request, &[StatusCode::OK]).await
+        self.send(Upstream::Introspection, url, request, &[StatusCode::OK])
+            .await
     }
 
     async fn send(
         &self,
+        endpoint: Upstream,
         url: &Url,
         request: reqwest::RequestBuilder,
         ok: &[StatusCode],
     ) -> Result<Fetched, FetchError> {
+        let span = observe::upstream_span(endpoint);
         // The outer timeout bounds the whole exchange even with a client the
         // user configured without one.
-        tokio::time::timeout(self.limits.timeout, self.exchange(url, request, ok))
+        let result = tokio::time::timeout(self.limits.timeout, self.exchange(url, request, ok))
+            .instrument(span.clone())
             .await
-            .unwrap_or(Err(FetchError::Timeout))
+            .unwrap_or(Err(FetchError::Timeout));
+        record(&span, &result);
+        result
     }
 
     async fn exchange(
@@ -193,6 +227,30 @@ impl Fetcher {
             fresh_for,
             etag,
         })
+    }
+}
+
+/// Records how a call ended on its `tokengate.upstream` span.
+fn record(span: &tracing::Span, result: &Result<Fetched, FetchError>) {
+    if span.is_disabled() {
+        return;
+    }
+    match result {
+        Ok(fetched) => {
+            let label = if fetched.status == StatusCode::NOT_MODIFIED {
+                "not_modified"
+            } else {
+                "ok"
+            };
+            span.record("result", label);
+            span.record("status", fetched.status.as_u16());
+        }
+        Err(e) => {
+            span.record("result", e.label());
+            if let FetchError::Status(status) | FetchError::Redirect(status @ 300..) = e {
+                span.record("status", *status);
+            }
+        }
     }
 }
 

@@ -24,10 +24,12 @@ use http::{HeaderValue, StatusCode};
 use jsonwebtoken::jwk::Jwk;
 use reqwest::Url;
 use serde_json::Value;
+use tracing::Instrument;
 
 use crate::authority::fetch::{FetchError, Fetcher};
 use crate::clock::{self, Instant};
 use crate::keys::{AlgorithmSet, KeySet, VerifyingKey};
+use crate::observe::Upstream;
 use crate::single_flight::SingleFlight;
 
 /// At most this many keys are read from one key set; the rest are ignored.
@@ -243,15 +245,19 @@ impl Jwks {
                     return Refresh::Throttled;
                 }
                 // The fetch runs in its own task, so a request dropped
-                // mid-fetch (a client hanging up) does not abort it.
-                let task = tokio::spawn(async move {
-                    let _guard = this.fetch_lock.lock().await;
-                    // The scheduled refresh may have run while we queued.
-                    if this.current.load().generation != seen {
-                        return Ok(());
+                // mid-fetch (a client hanging up) does not abort it; it
+                // stays in the span of the request that caused it.
+                let task = tokio::spawn(
+                    async move {
+                        let _guard = this.fetch_lock.lock().await;
+                        // The scheduled refresh may have run while we queued.
+                        if this.current.load().generation != seen {
+                            return Ok(());
+                        }
+                        this.fetch_and_install("unknown kid or stale keys").await
                     }
-                    this.fetch_and_install("unknown kid or stale keys").await
-                });
+                    .in_current_span(),
+                );
                 match task.await {
                     Ok(Ok(())) => Refresh::Done,
                     _ => Refresh::Failed,
@@ -297,7 +303,7 @@ impl Jwks {
         let previous = self.current.load_full();
         let etag = etag.filter(|_| !previous.keys.is_empty());
         tracing::debug!(target: "tokengate::jwks", %url, reason = why, "fetching key set");
-        let result = match fetcher.get(url, etag.as_ref()).await {
+        let result = match fetcher.get(Upstream::Jwks, url, etag.as_ref()).await {
             Ok(fetched) if fetched.status == StatusCode::NOT_MODIFIED => {
                 Ok((previous.keys.clone(), fetched))
             }

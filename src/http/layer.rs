@@ -16,8 +16,10 @@ use http::{HeaderValue, Request, Response, header};
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
+use tracing::Instrument;
 
 use crate::error::AuthError;
+use crate::observe::{self, Outcome};
 use crate::principal::Principal;
 use crate::response::{Wire, wire};
 use crate::token::bearer;
@@ -189,34 +191,48 @@ where
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let gate = &self.gate.inner.verifier;
         let wire = wire(&req);
-        let step = match gate.extract(req.headers(), req.uri()) {
-            Err(e) => Step::Done(Err(e)),
+        let span = observe::authenticate_span();
+        let fast = span.in_scope(|| match gate.extract(req.headers(), req.uri()) {
+            Err(e) => Ok(Err(e)),
             Ok(token) => match gate.verify_now(&token) {
-                Step::Pending(pending) => {
-                    let token = token.into_owned();
-                    return match take_query_token(&mut req, &self.gate) {
-                        Ok(private) => self.slow_path(req, token, pending, wire, private),
-                        Err(e) => ResponseFuture::reject(reject(&self.gate, &e, wire)),
-                    };
-                }
-                done => done,
+                Step::Pending(pending) => Err((token.into_owned(), pending)),
+                Step::Done(result) => Ok(result),
             },
+        });
+        let result = match fast {
+            Ok(result) => result,
+            Err((token, pending)) => {
+                return match take_query_token(&mut req, &self.gate) {
+                    Ok(private) => self.slow_path(req, token, pending, wire, private, span),
+                    Err(e) => {
+                        observe::record(&span, Outcome::Refused(&e));
+                        ResponseFuture::reject(reject(&self.gate, &e, wire))
+                    }
+                };
+            }
         };
-        match step {
-            Step::Done(Ok(principal)) => match take_query_token(&mut req, &self.gate) {
+        match result {
+            Ok(principal) => match take_query_token(&mut req, &self.gate) {
                 Ok(private) => {
+                    observe::record(&span, Outcome::Accepted(&principal));
                     attach(&mut req, principal, &self.gate);
                     // `self.inner` is the service `poll_ready` readied: call it.
                     ResponseFuture::call(self.inner.call(req), private)
                 }
-                Err(e) => ResponseFuture::reject(reject(&self.gate, &e, wire)),
+                Err(e) => {
+                    observe::record(&span, Outcome::Refused(&e));
+                    ResponseFuture::reject(reject(&self.gate, &e, wire))
+                }
             },
-            Step::Done(Err(AuthError::MissingToken)) if self.optional => {
+            Err(AuthError::MissingToken) if self.optional => {
+                observe::record(&span, Outcome::Anonymous);
                 req.extensions_mut().insert(GateContext(self.gate.clone()));
                 ResponseFuture::call(self.inner.call(req), false)
             }
-            Step::Done(Err(e)) => ResponseFuture::reject(reject(&self.gate, &e, wire)),
-            Step::Pending(_) => unreachable!("pending steps returned above"),
+            Err(e) => {
+                observe::record(&span, Outcome::Refused(&e));
+                ResponseFuture::reject(reject(&self.gate, &e, wire))
+            }
         }
     }
 }
@@ -231,6 +247,7 @@ impl<S> TokenGateService<S> {
         pending: Pending,
         wire: Wire,
         private: bool,
+        span: tracing::Span,
     ) -> ResponseFuture<S, ReqBody>
     where
         S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
@@ -241,8 +258,21 @@ impl<S> TokenGateService<S> {
         let clone = self.inner.clone();
         let ready = mem::replace(&mut self.inner, clone);
         let gate = self.gate.clone();
-        let verification: Verification =
-            Box::pin(async move { gate.inner.verifier.finish(&token, pending).await });
+        let recorded = span.clone();
+        let verification: Verification = Box::pin(
+            async move {
+                let result = gate.inner.verifier.finish(&token, pending).await;
+                observe::record(
+                    &recorded,
+                    match &result {
+                        Ok(principal) => Outcome::Accepted(principal),
+                        Err(e) => Outcome::Refused(e),
+                    },
+                );
+                result
+            }
+            .instrument(span),
+        );
         ResponseFuture {
             state: State::Verify {
                 verification,

@@ -201,6 +201,7 @@ impl Verifier {
                     .then(|| snapshot.keys.still_has(key.kid(), key.thumbprint()))
             })
         {
+            crate::observe::answered_from_cache();
             return self.after_jwt(token, hit_issuer, principal);
         }
         let issuer = match self.route(&jws) {
@@ -277,8 +278,14 @@ impl Verifier {
         let hash = token::hash(token);
         let rules = &self.authorities[issuer].rules;
         match introspector.cached(&hash, rules, clock::unix_secs()) {
-            Some(Ok(answer)) => Step::Done(Ok(jwt.unwrap_or(answer))),
-            Some(Err(e)) => Step::Done(Err(e)),
+            Some(Ok(answer)) => {
+                crate::observe::answered_from_cache();
+                Step::Done(Ok(jwt.unwrap_or(answer)))
+            }
+            Some(Err(e)) => {
+                crate::observe::answered_from_cache();
+                Step::Done(Err(e))
+            }
             None => Step::Pending(Pending::Introspection { issuer, hash, jwt }),
         }
     }
