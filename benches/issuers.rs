@@ -27,46 +27,23 @@
 
 mod common;
 
+use common::{bearer, call, env_or, median, median_ns, time_requests};
+
 use std::convert::Infallible;
-use std::future::Future;
 use std::hint::black_box;
-use std::path::{Path, PathBuf};
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use criterion::{Bencher, Criterion};
+use criterion::Bencher;
 use http::{Request, Response, StatusCode};
-use serde_json::Value;
 use tokengate::testing::TestIssuer;
 use tokengate::{Algorithm, Issuer, JwkSet, TokenGate};
-use tower::{Layer, Service, service_fn};
+use tower::{Layer, service_fn};
 
 const COUNTS: [usize; 3] = [1, 2, 20];
 const PATHS: [&str; 3] = ["miss", "hit", "unknown_iss"];
 
 fn ok(_: Request<()>) -> std::future::Ready<Result<Response<()>, Infallible>> {
     std::future::ready(Ok(Response::new(())))
-}
-
-fn call<S>(svc: &mut S, req: Request<()>) -> Response<()>
-where
-    S: Service<Request<()>, Response = Response<()>, Error = Infallible>,
-{
-    let mut cx = Context::from_waker(Waker::noop());
-    assert!(matches!(svc.poll_ready(&mut cx), Poll::Ready(Ok(()))));
-    let mut fut = pin!(svc.call(req));
-    match fut.as_mut().poll(&mut cx) {
-        Poll::Ready(Ok(response)) => response,
-        _ => panic!("a measured path needed I/O"),
-    }
-}
-
-fn bearer(token: &str) -> Request<()> {
-    Request::get("/items")
-        .header("authorization", format!("Bearer {token}"))
-        .body(())
-        .unwrap()
 }
 
 struct Fixture {
@@ -131,24 +108,6 @@ fn decoy(issuer: &TestIssuer, tag: &str) -> String {
     }
 }
 
-fn time_repeated<S>(b: &mut Bencher, svc: &mut S, token: &str, expect: StatusCode)
-where
-    S: Service<Request<()>, Response = Response<()>, Error = Infallible>,
-{
-    assert_eq!(call(svc, bearer(token)).status(), expect);
-    b.iter_custom(|iters| {
-        let requests: Vec<_> = (0..iters).map(|_| bearer(token)).collect();
-        let mut responses = Vec::with_capacity(requests.len());
-        let start = Instant::now();
-        for req in requests {
-            responses.push(call(svc, req));
-        }
-        let elapsed = start.elapsed();
-        black_box(&responses);
-        elapsed
-    });
-}
-
 fn time_misses(b: &mut Bencher, f: &Fixture, n: usize) {
     let mut svc = f.gate(n).layer().layer(service_fn(ok as fn(_) -> _));
     assert_eq!(call(&mut svc, bearer(&f.pool[0])).status(), StatusCode::OK);
@@ -172,43 +131,10 @@ fn time_misses(b: &mut Bencher, f: &Fixture, n: usize) {
     });
 }
 
-fn median_ns(dir: &Path, round: usize, id: &str) -> Option<f64> {
-    let path = dir
-        .join(format!("round{round}"))
-        .join(id)
-        .join("new/estimates.json");
-    let json: Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
-    json["median"]["point_estimate"].as_f64()
-}
-
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    let n = xs.len();
-    if n % 2 == 1 {
-        xs[n / 2]
-    } else {
-        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
-    }
-}
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn main() {
     let rounds: usize = env_or("TOKENGATE_BENCH_ROUNDS", 3);
     let secs: f64 = env_or("TOKENGATE_BENCH_SECS", 1.0);
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/criterion-issuers");
-    let mut c = Criterion::default()
-        .output_directory(&dir)
-        .sample_size(20)
-        .warm_up_time(Duration::from_millis(300))
-        .measurement_time(Duration::from_secs_f64(secs))
-        .without_plots()
-        .configure_from_args();
+    let (mut c, dir) = common::criterion("issuers", secs);
     let f = Fixture::new(2_000);
 
     for round in 1..=rounds {
@@ -218,10 +144,10 @@ fn main() {
             let mut svc = gate.layer().layer(service_fn(ok as fn(_) -> _));
             g.bench_function(format!("miss_{n}"), |b| time_misses(b, &f, n));
             g.bench_function(format!("hit_{n}"), |b| {
-                time_repeated(b, &mut svc, &f.pool[0], StatusCode::OK)
+                time_requests(b, &mut svc, || bearer(&f.pool[0]), StatusCode::OK)
             });
             g.bench_function(format!("unknown_iss_{n}"), |b| {
-                time_repeated(b, &mut svc, &f.foreign, StatusCode::UNAUTHORIZED)
+                time_requests(b, &mut svc, || bearer(&f.foreign), StatusCode::UNAUTHORIZED)
             });
         }
         g.finish();

@@ -19,40 +19,24 @@
 
 mod common;
 
+use common::{env_or, median, median_ns, time_requests};
+
 use std::convert::Infallible;
-use std::future::Future;
 use std::hint::black_box;
-use std::path::{Path, PathBuf};
-use std::task::{Context, Poll, Waker};
-use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use criterion::{Bencher, Criterion};
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use serde_json::Value;
 use tokengate::mcp::McpScopes;
 use tokengate::testing::TestIssuer;
 use tokengate::{Algorithm, JwkSet, ScopeRequirement, TokenGate};
-use tower::{Layer, Service};
+use tower::Layer;
 
 type Body = Full<Bytes>;
 
 fn ok(_: Request<Body>) -> std::future::Ready<Result<Response<Body>, Infallible>> {
     std::future::ready(Ok(Response::new(Body::default())))
-}
-
-fn call<S>(svc: &mut S, req: Request<Body>) -> Response<Body>
-where
-    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>,
-{
-    let mut cx = Context::from_waker(Waker::noop());
-    assert!(svc.poll_ready(&mut cx).is_ready());
-    let mut fut = std::pin::pin!(svc.call(req));
-    match fut.as_mut().poll(&mut cx) {
-        Poll::Ready(Ok(response)) => response,
-        _ => panic!("the request needed I/O"),
-    }
 }
 
 /// A `tools/call` of about the size MCP clients send for a tool with a
@@ -99,61 +83,10 @@ fn body_2k() -> Bytes {
     body.into()
 }
 
-fn time<S>(b: &mut Bencher, svc: &mut S, make: &dyn Fn() -> Request<Body>)
-where
-    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>,
-{
-    assert_eq!(call(svc, make()).status(), StatusCode::OK);
-    b.iter_custom(|iters| {
-        let requests: Vec<_> = (0..iters).map(|_| make()).collect();
-        let mut responses = Vec::with_capacity(requests.len());
-        let start = Instant::now();
-        for req in requests {
-            responses.push(call(svc, req));
-        }
-        let elapsed = start.elapsed();
-        black_box(&responses);
-        elapsed
-    });
-}
-
-fn median_ns(dir: &Path, round: usize, id: &str) -> Option<f64> {
-    let path = dir
-        .join(format!("round{round}"))
-        .join(id)
-        .join("new/estimates.json");
-    let json: Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
-    json["median"]["point_estimate"].as_f64()
-}
-
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    let n = xs.len();
-    if n % 2 == 1 {
-        xs[n / 2]
-    } else {
-        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
-    }
-}
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn main() {
     let rounds: usize = env_or("TOKENGATE_BENCH_ROUNDS", 3);
     let secs: f64 = env_or("TOKENGATE_BENCH_SECS", 1.0);
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/criterion-mcp");
-    let mut c = Criterion::default()
-        .output_directory(&dir)
-        .sample_size(20)
-        .warm_up_time(Duration::from_millis(300))
-        .measurement_time(Duration::from_secs_f64(secs))
-        .without_plots()
-        .configure_from_args();
+    let (mut c, dir) = common::criterion("mcp", secs);
 
     let rt = common::runtime(1);
     let issuer = rt.block_on(TestIssuer::start()).unwrap();
@@ -190,8 +123,12 @@ fn main() {
 
     for round in 1..=rounds {
         let mut g = c.benchmark_group(format!("round{round}"));
-        g.bench_function("gate_alone", |b| time(b, &mut alone, &make));
-        g.bench_function("gate_plus_mcp", |b| time(b, &mut with_mcp, &make));
+        g.bench_function("gate_alone", |b| {
+            time_requests(b, &mut alone, make, StatusCode::OK)
+        });
+        g.bench_function("gate_plus_mcp", |b| {
+            time_requests(b, &mut with_mcp, make, StatusCode::OK)
+        });
         // Floors: what reading the same body costs serde_json alone, with
         // nothing kept (`IgnoredAny`) and as the `Value` a JSON-RPC server
         // such as rmcp parses it into behind us anyway.

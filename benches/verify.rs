@@ -25,23 +25,22 @@
 
 mod common;
 
+use common::{bearer, call, env_or, median, median_ns, time_requests};
+
 use std::collections::BTreeMap;
 use std::convert::Infallible;
-use std::future::Future;
 use std::hint::black_box;
-use std::path::{Path, PathBuf};
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use criterion::{Bencher, Criterion};
 use http::{Request, Response, StatusCode};
 use jsonwebtoken::{DecodingKey, Validation};
 use serde_json::{Map, Value};
-use tokengate::testing::{INTROSPECTION_CLIENT_ID, INTROSPECTION_CLIENT_SECRET, TestIssuer};
+use tokengate::testing::TestIssuer;
 use tokengate::{Algorithm, JwkSet, TokenGate, TokenGateLayer};
 use tower::util::ServiceFn;
-use tower::{Layer, Service, service_fn};
+use tower::{Layer, service_fn};
 
 type Inner = ServiceFn<fn(Request<()>) -> std::future::Ready<Result<Response<()>, Infallible>>>;
 
@@ -52,53 +51,8 @@ fn inner_service() -> Inner {
     service_fn(ok as fn(_) -> _)
 }
 
-/// Calls a service whose future must be ready at once (no I/O on the paths
-/// measured here).
-fn call<S>(svc: &mut S, req: Request<()>) -> Response<()>
-where
-    S: Service<Request<()>, Response = Response<()>, Error = Infallible>,
-{
-    let mut cx = Context::from_waker(Waker::noop());
-    assert!(matches!(svc.poll_ready(&mut cx), Poll::Ready(Ok(()))));
-    let mut fut = pin!(svc.call(req));
-    match fut.as_mut().poll(&mut cx) {
-        Poll::Ready(Ok(response)) => response,
-        _ => panic!("a measured path needed I/O"),
-    }
-}
-
-fn bearer(token: &str) -> Request<()> {
-    Request::get("/items")
-        .header("authorization", format!("Bearer {token}"))
-        .body(())
-        .unwrap()
-}
-
 fn no_token() -> Request<()> {
     Request::get("/items").body(()).unwrap()
-}
-
-/// Times `iters` calls, each on a fresh request from `make`.
-fn time_requests<S>(
-    b: &mut Bencher,
-    svc: &mut S,
-    make: impl Fn(usize) -> Request<()>,
-    expect: StatusCode,
-) where
-    S: Service<Request<()>, Response = Response<()>, Error = Infallible>,
-{
-    assert_eq!(call(svc, make(0)).status(), expect);
-    b.iter_custom(|iters| {
-        let requests: Vec<_> = (0..iters as usize).map(&make).collect();
-        let mut responses = Vec::with_capacity(requests.len());
-        let start = Instant::now();
-        for req in requests {
-            responses.push(call(svc, req));
-        }
-        let elapsed = start.elapsed();
-        black_box(&responses);
-        elapsed
-    });
 }
 
 /// One signing algorithm's fixtures: a pool of distinct tokens, the public
@@ -153,15 +107,7 @@ impl Fixture {
             Alg::new(&issuer, "EdDSA", Algorithm::EdDSA, pool),
         ];
         let opaque = issuer.token().scope("items:read").opaque();
-        let introspecting = rt
-            .block_on(
-                TokenGate::builder()
-                    .issuer(issuer.issuer())
-                    .audience(issuer.audience())
-                    .introspection_credentials(INTROSPECTION_CLIENT_ID, INTROSPECTION_CLIENT_SECRET)
-                    .build(),
-            )
-            .unwrap();
+        let introspecting = common::introspecting_gate(&rt, &issuer);
         // Warm the introspection cache: the one upstream call.
         rt.block_on(introspecting.verify(&opaque)).unwrap();
         Fixture {
@@ -281,48 +227,28 @@ fn run_round(c: &mut Criterion, f: &Fixture, round: usize) {
     let mut svc = f.service(&gate);
     let token = rs.tokens[0].clone();
     g.bench_function("repeated_token", |b| {
-        time_requests(b, &mut svc, |_| bearer(&token), StatusCode::OK)
+        time_requests(b, &mut svc, || bearer(&token), StatusCode::OK)
     });
     g.bench_function("no_token", |b| {
-        time_requests(b, &mut svc, |_| no_token(), StatusCode::UNAUTHORIZED)
+        time_requests(b, &mut svc, no_token, StatusCode::UNAUTHORIZED)
     });
     let garbage = "eyJnYXJiYWdl.bm90IGEgand0.c2lnbmF0dXJl";
     g.bench_function("garbage_token", |b| {
-        time_requests(b, &mut svc, |_| bearer(garbage), StatusCode::UNAUTHORIZED)
+        time_requests(b, &mut svc, || bearer(garbage), StatusCode::UNAUTHORIZED)
     });
     let forged = bad_signature(&rs.tokens[1]);
     g.bench_function("bad_signature_rs256", |b| {
-        time_requests(b, &mut svc, |_| bearer(&forged), StatusCode::UNAUTHORIZED)
+        time_requests(b, &mut svc, || bearer(&forged), StatusCode::UNAUTHORIZED)
     });
     let mut introspecting = f.service(&f.introspecting);
     g.bench_function("introspection_hit", |b| {
-        time_requests(b, &mut introspecting, |_| bearer(&f.opaque), StatusCode::OK)
+        time_requests(b, &mut introspecting, || bearer(&f.opaque), StatusCode::OK)
     });
     let mut bare = inner_service();
     g.bench_function("no_auth_baseline", |b| {
-        time_requests(b, &mut bare, |_| bearer(&token), StatusCode::OK)
+        time_requests(b, &mut bare, || bearer(&token), StatusCode::OK)
     });
     g.finish();
-}
-
-/// Criterion's median estimate of one benchmark, in nanoseconds.
-fn median_ns(dir: &Path, round: usize, id: &str) -> Option<f64> {
-    let path = dir
-        .join(format!("round{round}"))
-        .join(id)
-        .join("new/estimates.json");
-    let json: Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
-    json["median"]["point_estimate"].as_f64()
-}
-
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    let n = xs.len();
-    if n % 2 == 1 {
-        xs[n / 2]
-    } else {
-        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
-    }
 }
 
 /// Which floor a benchmark is compared with, and its target.
@@ -393,24 +319,10 @@ fn report(dir: &Path, rounds: usize) {
     }
 }
 
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn main() {
     let rounds: usize = env_or("TOKENGATE_BENCH_ROUNDS", 3);
     let secs: f64 = env_or("TOKENGATE_BENCH_SECS", 1.0);
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/criterion-verify");
-    let mut c = Criterion::default()
-        .output_directory(&dir)
-        .sample_size(20)
-        .warm_up_time(Duration::from_millis(300))
-        .measurement_time(Duration::from_secs_f64(secs))
-        .without_plots()
-        .configure_from_args();
+    let (mut c, dir) = common::criterion("verify", secs);
     eprintln!("minting token pools...");
     let fixture = Fixture::new(2_000);
     for round in 1..=rounds {

@@ -15,8 +15,11 @@
 //! | `TOKENGATE_LISTEN` | listen address, default `127.0.0.1:3000` (the example's own) |
 //! | every other variable of `tokengate::ENV_VARIABLES` | read by `TokenGateBuilder::from_env("TOKENGATE_")`: `TOKENGATE_STRICT_RFC9068=true`, `TOKENGATE_LEEWAY=30s`, … (see the README's table); `<NAME>_FILE` for secrets |
 //!
-//! `GET /health` (liveness) and `GET /ready` (readiness: 200 once every
-//! issuer's keys are usable, else 503 with the reasons) need no token.
+//! `GET /health` (liveness), `GET /ready` (readiness: 200 once every
+//! issuer's keys are usable, else 503 with the reasons) and `GET /metrics`
+//! (the `tokengate_*` metrics and any others, in the Prometheus text
+//! format) need no token. In production, serve `/metrics` on an internal
+//! port only.
 //!
 //! With no `TOKENGATE_ISSUER` it prints ready-to-paste curl commands with
 //! tokens for each route, so you see 200, 401 and 403 within a minute.
@@ -28,6 +31,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use axum::{Extension, Json, Router};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde_json::{Value, json};
 use tokengate::testing::TestIssuer;
 use tokengate::{Principal, RequireScopes, TokenGate, TokenGateBuilder};
@@ -108,6 +112,43 @@ pub(crate) fn router(gate: TokenGate) -> Router {
         .merge(tokengate::axum::metadata_router(&gate))
 }
 
+/// `GET /metrics`: what the recorder behind `handle` holds, for Prometheus
+/// to scrape.
+pub(crate) fn metrics_router(handle: PrometheusHandle) -> Router {
+    Router::new().route(
+        "/metrics",
+        get(move || {
+            let handle = handle.clone();
+            async move {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4",
+                    )],
+                    handle.render(),
+                )
+            }
+        }),
+    )
+}
+
+/// Installs the Prometheus recorder, and drains its histograms every few
+/// seconds (the exporter's upkeep, which its HTTP listener would do). Call
+/// before building the gate: the gate registers its metrics as it is
+/// built.
+pub(crate) fn install_metrics() -> Result<PrometheusHandle, Box<dyn std::error::Error>> {
+    let handle = PrometheusBuilder::new().install_recorder()?;
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
+    Ok(handle)
+}
+
 /// The gate the `TOKENGATE_*` variables describe (every variable of
 /// `tokengate::ENV_VARIABLES`, through `TokenGateBuilder::from_env`), and
 /// the in-process test issuer when `TOKENGATE_ISSUER` is unset.
@@ -154,6 +195,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or_else(|_| "127.0.0.1:3000".into())
         .parse()?;
 
+    let metrics = install_metrics()?;
     // Keeps the in-process issuer alive while the server runs.
     let (gate, test_issuer) = gate_from_env().await?;
 
@@ -163,7 +205,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(issuer) = &test_issuer {
         print_walkthrough(issuer, addr);
     }
-    axum::serve(listener, router(gate)).await?;
+    axum::serve(listener, router(gate).merge(metrics_router(metrics))).await?;
     Ok(())
 }
 
@@ -185,6 +227,7 @@ fn print_walkthrough(issuer: &TestIssuer, addr: SocketAddr) {
         issuer.issuer()
     );
     println!("# 200, no token needed\ncurl -i {base}/health\n");
+    println!("# the tokengate_* metrics, Prometheus text format\ncurl -s {base}/metrics\n");
     println!("# 401: no token\ncurl -i {base}/items\n");
     println!("# 200: any valid token\ncurl -i -H 'Authorization: Bearer {reader}' {base}/me\n");
     println!("# 200: items:read\ncurl -i -H 'Authorization: Bearer {reader}' {base}/items\n");

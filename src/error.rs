@@ -231,6 +231,30 @@ impl AuthError {
         }
     }
 
+    /// One error of each reason, so that every [`reason`](Self::reason)
+    /// label can be named before any request.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) fn one_of_each() -> impl Iterator<Item = AuthError> {
+        [
+            AuthError::MissingToken,
+            AuthError::InsufficientScope {
+                required: String::new(),
+            },
+        ]
+        .into_iter()
+        .chain(
+            InvalidRequest::ALL
+                .iter()
+                .map(|r| AuthError::InvalidRequest(*r)),
+        )
+        .chain(Unavailable::ALL.iter().map(|u| AuthError::Unavailable(*u)))
+        .chain(
+            InvalidToken::ALL
+                .iter()
+                .map(|r| AuthError::InvalidToken(*r)),
+        )
+    }
+
     pub(crate) fn description(&self) -> Option<&'static str> {
         match self {
             AuthError::MissingToken => None,
@@ -245,6 +269,10 @@ impl AuthError {
 macro_rules! static_text {
     ($ty:ty { $($variant:ident => $text:literal),* $(,)? }) => {
         impl $ty {
+            /// Every reason, in declaration order.
+            #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+            pub(crate) const ALL: &'static [Self] = &[$(Self::$variant),*];
+
             /// The fixed, client-safe text of this reason.
             pub fn text(&self) -> &'static str {
                 match self { $(Self::$variant => $text),* }

@@ -170,13 +170,23 @@ pub(crate) fn check_scopes<'e, T: AsRef<str>>(
     any: bool,
 ) -> Result<&'e Principal, AuthError> {
     let Some(principal) = extensions.get::<Principal>() else {
-        return Err(missing_principal(extensions));
+        return Err(counted(extensions, missing_principal(extensions)));
     };
     if satisfied(principal.scopes(), required, any) {
         Ok(principal)
     } else {
-        Err(insufficient_scope(required, any))
+        Err(counted(extensions, insufficient_scope(required, any)))
     }
+}
+
+/// A guard's refusal, counted in the gate's request counter (with the
+/// principal's source) when the gate ran.
+pub(crate) fn counted(extensions: &Extensions, err: AuthError) -> AuthError {
+    if let Some(GateContext(gate)) = extensions.get::<GateContext>() {
+        let source = extensions.get::<Principal>().map(Principal::source);
+        gate.inner.verifier.metrics.guard_refused(&err, source);
+    }
+    err
 }
 
 /// The 403 for a principal that lacks `required`. RFC 6750 §3 reads the

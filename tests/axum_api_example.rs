@@ -262,4 +262,43 @@ async fn resource_contract() {
     ]);
     let err = axum_api::gate_from_env().await.unwrap_err().to_string();
     assert!(err.contains("TOKENGATE_STRICT_RFC9068"), "{err}");
+
+    // 7. /metrics: the recorder installed before the gate is built counts
+    // its requests, in the Prometheus text format, with no token in it.
+    let handle = axum_api::install_metrics().unwrap();
+    environment(&[
+        ("TOKENGATE_ISSUER", &external.issuer()),
+        ("TOKENGATE_AUDIENCE", &external.audience()),
+    ]);
+    let (gate, _) = axum_api::gate_from_env().await.unwrap();
+    let app = axum_api::router(gate).merge(axum_api::metrics_router(handle));
+    assert_eq!(
+        send(&app, "GET", "/items", Some(&for_other)).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        send(&app, "GET", "/items", None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let (status, headers, body) = send(&app, "GET", "/metrics", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        headers[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = String::from_utf8(body).unwrap();
+    for line in [
+        r#"tokengate_requests_total{outcome="accepted",reason="none",source="jwt"} 1"#,
+        r#"tokengate_requests_total{outcome="rejected",reason="missing",source="none"} 1"#,
+        r#"tokengate_cache_lookups_total{cache="verified_token",result="miss"} 1"#,
+        "# HELP tokengate_requests_total",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line || l.starts_with(line)),
+            "{line} not in\n{text}"
+        );
+    }
+    assert!(!text.contains(&for_other), "a token in the metrics");
 }

@@ -9,6 +9,7 @@
 //! that cannot be replayed, so a `307`/`308` cannot carry it to the
 //! `Location`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -16,7 +17,8 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 use reqwest::Url;
 use tracing::Instrument;
 
-use crate::observe::{self, Upstream};
+use crate::clock;
+use crate::observe::{self, Upstream, UpstreamMetrics};
 
 /// Limits for calls to the authorization server.
 #[derive(Debug, Clone, Copy)]
@@ -99,10 +101,19 @@ pub(crate) struct Fetched {
     pub(crate) etag: Option<HeaderValue>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub(crate) struct Fetcher {
     client: reqwest::Client,
     limits: HttpLimits,
+    metrics: Arc<UpstreamMetrics>,
+}
+
+impl std::fmt::Debug for Fetcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fetcher")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Fetcher {
@@ -121,7 +132,11 @@ impl Fetcher {
                 .user_agent(concat!("tokengate/", env!("CARGO_PKG_VERSION")))
                 .build()?,
         };
-        Ok(Fetcher { client, limits })
+        Ok(Fetcher {
+            client,
+            limits,
+            metrics: Arc::new(UpstreamMetrics::new()),
+        })
     }
 
     /// GET a JSON document, conditionally when `etag` is given.
@@ -179,13 +194,20 @@ impl Fetcher {
         ok: &[StatusCode],
     ) -> Result<Fetched, FetchError> {
         let span = observe::upstream_span(endpoint);
+        let started = clock::now();
         // The outer timeout bounds the whole exchange even with a client the
         // user configured without one.
         let result = tokio::time::timeout(self.limits.timeout, self.exchange(url, request, ok))
             .instrument(span.clone())
             .await
             .unwrap_or(Err(FetchError::Timeout));
-        record(&span, &result);
+        let label = match &result {
+            Ok(fetched) if fetched.status == StatusCode::NOT_MODIFIED => "not_modified",
+            Ok(_) => "ok",
+            Err(e) => e.label(),
+        };
+        self.metrics.call(endpoint, label, started.elapsed());
+        record(&span, label, &result);
         result
     }
 
@@ -231,26 +253,19 @@ impl Fetcher {
 }
 
 /// Records how a call ended on its `tokengate.upstream` span.
-fn record(span: &tracing::Span, result: &Result<Fetched, FetchError>) {
+fn record(span: &tracing::Span, label: &'static str, result: &Result<Fetched, FetchError>) {
     if span.is_disabled() {
         return;
     }
+    span.record("result", label);
     match result {
         Ok(fetched) => {
-            let label = if fetched.status == StatusCode::NOT_MODIFIED {
-                "not_modified"
-            } else {
-                "ok"
-            };
-            span.record("result", label);
             span.record("status", fetched.status.as_u16());
         }
-        Err(e) => {
-            span.record("result", e.label());
-            if let FetchError::Status(status) | FetchError::Redirect(status @ 300..) = e {
-                span.record("status", *status);
-            }
+        Err(FetchError::Status(status) | FetchError::Redirect(status @ 300..)) => {
+            span.record("status", *status);
         }
+        Err(_) => {}
     }
 }
 

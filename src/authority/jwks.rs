@@ -30,6 +30,7 @@ use crate::authority::fetch::{FetchError, Fetcher};
 use crate::clock::{self, Instant};
 use crate::keys::{AlgorithmSet, KeySet, VerifyingKey};
 use crate::observe::Upstream;
+use crate::observe::{KeyMetrics, RefreshResult, Trigger};
 use crate::single_flight::SingleFlight;
 
 /// At most this many keys are read from one key set; the rest are ignored.
@@ -140,11 +141,12 @@ pub(crate) struct Jwks {
     unplanned: SingleFlight<u64, Refresh>,
     state: Mutex<State>,
     fetches: AtomicU64,
+    metrics: KeyMetrics,
 }
 
 impl Jwks {
     /// A key set that never changes (offline use).
-    pub(crate) fn fixed(keys: KeySet, timing: JwksTiming) -> Self {
+    pub(crate) fn fixed(keys: KeySet, timing: JwksTiming, metrics: KeyMetrics) -> Self {
         let snapshot = Snapshot {
             keys: Arc::new(keys),
             generation: 1,
@@ -159,6 +161,7 @@ impl Jwks {
             timing,
             AlgorithmSet::default(),
             Vec::new(),
+            metrics,
         )
     }
 
@@ -169,6 +172,7 @@ impl Jwks {
         timing: JwksTiming,
         allowed: AlgorithmSet,
         pinned: Vec<VerifyingKey>,
+        metrics: KeyMetrics,
     ) -> Self {
         let pinned: Vec<Arc<VerifyingKey>> = pinned.into_iter().map(Arc::new).collect();
         let snapshot = Snapshot {
@@ -185,6 +189,7 @@ impl Jwks {
             timing,
             allowed,
             pinned,
+            metrics,
         )
     }
 
@@ -194,6 +199,7 @@ impl Jwks {
         timing: JwksTiming,
         allowed: AlgorithmSet,
         pinned: Vec<Arc<VerifyingKey>>,
+        metrics: KeyMetrics,
     ) -> Self {
         Jwks {
             source,
@@ -205,7 +211,17 @@ impl Jwks {
             unplanned: SingleFlight::default(),
             state: Mutex::new(State::default()),
             fetches: AtomicU64::new(0),
+            metrics,
         }
+    }
+
+    /// Sets the key set gauges: the usable keys, and the age of the set.
+    pub(crate) fn sample_gauges(&self) {
+        let snap = self.current.load();
+        let now = clock::now();
+        let keys = if snap.usable(now) { snap.keys.len() } else { 0 };
+        self.metrics
+            .key_set(keys, snap.fetched_at.map(|t| now.duration_since(t)));
     }
 
     pub(crate) fn is_remote(&self) -> bool {
@@ -220,7 +236,7 @@ impl Jwks {
     /// The first fetch, at build time.
     pub(crate) async fn load(&self) -> Result<(), FetchError> {
         let _guard = self.fetch_lock.lock().await;
-        self.fetch_and_install("initial").await
+        self.fetch_and_install(Trigger::Startup).await
     }
 
     /// An unplanned refresh: for a token whose `kid` is unknown, or because
@@ -242,6 +258,8 @@ impl Jwks {
                     return Refresh::Done;
                 }
                 if !this.take_budget(clock::now()) {
+                    this.metrics
+                        .refresh(Trigger::UnknownKid, RefreshResult::RateLimited);
                     return Refresh::Throttled;
                 }
                 // The fetch runs in its own task, so a request dropped
@@ -254,7 +272,7 @@ impl Jwks {
                         if this.current.load().generation != seen {
                             return Ok(());
                         }
-                        this.fetch_and_install("unknown kid or stale keys").await
+                        this.fetch_and_install(Trigger::UnknownKid).await
                     }
                     .in_current_span(),
                 );
@@ -294,7 +312,13 @@ impl Jwks {
     }
 
     /// Fetches the key set and swaps it in. Call with `fetch_lock` held.
-    async fn fetch_and_install(&self, why: &'static str) -> Result<(), FetchError> {
+    async fn fetch_and_install(&self, trigger: Trigger) -> Result<(), FetchError> {
+        let result = self.fetch_and_install_inner(trigger).await;
+        self.sample_gauges();
+        result
+    }
+
+    async fn fetch_and_install_inner(&self, trigger: Trigger) -> Result<(), FetchError> {
         let Source::Remote { url, fetcher } = &self.source else {
             return Ok(());
         };
@@ -302,7 +326,7 @@ impl Jwks {
         let etag = self.state.lock().ok().and_then(|s| s.etag.clone());
         let previous = self.current.load_full();
         let etag = etag.filter(|_| !previous.keys.is_empty());
-        tracing::debug!(target: "tokengate::jwks", %url, reason = why, "fetching key set");
+        tracing::debug!(target: "tokengate::jwks", %url, trigger = trigger.as_str(), "fetching key set");
         let result = match fetcher.get(Upstream::Jwks, url, etag.as_ref()).await {
             Ok(fetched) if fetched.status == StatusCode::NOT_MODIFIED => {
                 Ok((previous.keys.clone(), fetched))
@@ -313,6 +337,16 @@ impl Jwks {
             Err(e) => Err(e),
         };
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        self.metrics.refresh(
+            trigger,
+            match &result {
+                Ok((_, fetched)) if fetched.status == StatusCode::NOT_MODIFIED => {
+                    RefreshResult::NotModified
+                }
+                Ok(_) => RefreshResult::Ok,
+                Err(_) => RefreshResult::Error,
+            },
+        );
         match result {
             Ok((keys, fetched)) => {
                 let ttl = fetched.fresh_for.map_or(self.timing.ttl, |fresh| {
@@ -435,7 +469,7 @@ impl Jwks {
                     backoff = None;
                     continue;
                 }
-                backoff = match jwks.fetch_and_install("scheduled").await {
+                backoff = match jwks.fetch_and_install(Trigger::Scheduled).await {
                     Ok(()) => None,
                     // Retry sooner than the TTL, backing off to it.
                     Err(_) => Some(

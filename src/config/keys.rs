@@ -13,6 +13,7 @@ use crate::authority::discovery::AuthorizationServerMetadata;
 use crate::authority::fetch::Fetcher;
 use crate::authority::jwks::{Jwks, JwksTiming};
 use crate::keys::{Algorithm, AlgorithmSet, KeySet, VerifyingKey};
+use crate::observe::KeyMetrics;
 
 /// A shared secret, kept out of `Debug` output.
 #[derive(Clone)]
@@ -175,11 +176,11 @@ impl TokenGateBuilder {
         introspects: bool,
         (allowed, secrets): (AlgorithmSet, Vec<VerifyingKey>),
         timing: JwksTiming,
-        fetcher: &Fetcher,
-        metadata: Option<&AuthorizationServerMetadata>,
+        (fetcher, metadata): (&Fetcher, Option<&AuthorizationServerMetadata>),
+        issuer: &str,
     ) -> Result<KeySource, BuildError> {
         let fixed = |keys| KeySource {
-            jwks: Arc::new(Jwks::fixed(keys, timing)),
+            jwks: Arc::new(Jwks::fixed(keys, timing, KeyMetrics::new(issuer))),
             verify_jwt_locally: true,
         };
         if let Some(set) = &keys.static_keys {
@@ -204,7 +205,11 @@ impl TokenGateBuilder {
             // An issuer of opaque tokens only: JWTs, if any, are introspected.
             if introspects {
                 return Ok(KeySource {
-                    jwks: Arc::new(Jwks::fixed(KeySet::default(), timing)),
+                    jwks: Arc::new(Jwks::fixed(
+                        KeySet::default(),
+                        timing,
+                        KeyMetrics::new(issuer),
+                    )),
                     verify_jwt_locally: false,
                 });
             }
@@ -217,6 +222,7 @@ impl TokenGateBuilder {
             timing,
             allowed,
             secrets,
+            KeyMetrics::new(issuer),
         ));
         if let Err(e) = jwks.load().await {
             if self.keys.require_at_startup {

@@ -240,8 +240,8 @@ impl TokenGateBuilder {
                     introspects,
                     (allowed, secrets),
                     timing,
-                    &fetcher,
-                    discovered.as_ref(),
+                    (&fetcher, discovered.as_ref()),
+                    &issuer.issuer,
                 )
                 .await?;
             let introspector = match &introspection {
@@ -279,7 +279,7 @@ impl TokenGateBuilder {
         }
         let token_cache = (self.keys.token_cache_bytes > 0)
             .then(|| TokenCache::new(self.keys.token_cache_bytes, self.claims.leeway.as_secs()));
-        Ok(TokenGate {
+        let gate = TokenGate {
             inner: Arc::new(Shared {
                 verifier: Verifier::new(
                     authorities,
@@ -291,6 +291,9 @@ impl TokenGateBuilder {
                 responder,
                 metadata,
             }),
-        })
+        };
+        #[cfg(feature = "metrics")]
+        crate::verify::gate::sample_gauges(&gate);
+        Ok(gate)
     }
 }

@@ -205,7 +205,11 @@ where
                 return match take_query_token(&mut req, &self.gate) {
                     Ok(private) => self.slow_path(req, token, pending, wire, private, span),
                     Err(e) => {
-                        observe::record(&span, Outcome::Refused(&e));
+                        observe::authenticated(
+                            &span,
+                            &self.gate.inner.verifier.metrics,
+                            Outcome::Refused(&e),
+                        );
                         ResponseFuture::reject(reject(&self.gate, &e, wire))
                     }
                 };
@@ -214,23 +218,39 @@ where
         match result {
             Ok(principal) => match take_query_token(&mut req, &self.gate) {
                 Ok(private) => {
-                    observe::record(&span, Outcome::Accepted(&principal));
+                    observe::authenticated(
+                        &span,
+                        &self.gate.inner.verifier.metrics,
+                        Outcome::Accepted(&principal),
+                    );
                     attach(&mut req, principal, &self.gate);
                     // `self.inner` is the service `poll_ready` readied: call it.
                     ResponseFuture::call(self.inner.call(req), private)
                 }
                 Err(e) => {
-                    observe::record(&span, Outcome::Refused(&e));
+                    observe::authenticated(
+                        &span,
+                        &self.gate.inner.verifier.metrics,
+                        Outcome::Refused(&e),
+                    );
                     ResponseFuture::reject(reject(&self.gate, &e, wire))
                 }
             },
             Err(AuthError::MissingToken) if self.optional => {
-                observe::record(&span, Outcome::Anonymous);
+                observe::authenticated(
+                    &span,
+                    &self.gate.inner.verifier.metrics,
+                    Outcome::Anonymous,
+                );
                 req.extensions_mut().insert(GateContext(self.gate.clone()));
                 ResponseFuture::call(self.inner.call(req), false)
             }
             Err(e) => {
-                observe::record(&span, Outcome::Refused(&e));
+                observe::authenticated(
+                    &span,
+                    &self.gate.inner.verifier.metrics,
+                    Outcome::Refused(&e),
+                );
                 ResponseFuture::reject(reject(&self.gate, &e, wire))
             }
         }
@@ -262,8 +282,9 @@ impl<S> TokenGateService<S> {
         let verification: Verification = Box::pin(
             async move {
                 let result = gate.inner.verifier.finish(&token, pending).await;
-                observe::record(
+                observe::authenticated(
                     &recorded,
+                    &gate.inner.verifier.metrics,
                     match &result {
                         Ok(principal) => Outcome::Accepted(principal),
                         Err(e) => Outcome::Refused(e),

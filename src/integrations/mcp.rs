@@ -148,7 +148,7 @@ use tower_service::Service;
 
 use crate::error::AuthError;
 use crate::principal::Principal;
-use crate::requirement::{ScopeRequirement, missing_principal};
+use crate::requirement::{ScopeRequirement, counted, missing_principal};
 use crate::response::{Wire, wire};
 use crate::scope::Scopes;
 use crate::verify::gate::respond;
@@ -970,7 +970,7 @@ where
             },
         };
         let Some(principal) = req.extensions().get::<Principal>() else {
-            let err = missing_principal(req.extensions());
+            let err = counted(req.extensions(), missing_principal(req.extensions()));
             return reject(respond(req.extensions(), &err, wire));
         };
         let config = &self.config;
@@ -983,6 +983,7 @@ where
                 },
                 Err(err) => {
                     tracing::debug!(target: "tokengate", reason = %err, "MCP request rejected");
+                    let err = counted(req.extensions(), err);
                     reject(respond(req.extensions(), &err, wire))
                 }
             };
@@ -1094,6 +1095,7 @@ where
                                 }
                                 Err(err) => {
                                     tracing::debug!(target: "tokengate", reason = %err, "MCP request rejected");
+                                    let err = counted(&parts.extensions, err);
                                     State::Reject {
                                         response: Some(respond(&parts.extensions, &err, *wire)),
                                     }

@@ -370,6 +370,25 @@ pub(crate) struct Shared {
     pub(crate) metadata: Option<Published>,
 }
 
+/// Samples the gauges now and every [`SAMPLE_EVERY`](crate::observe)
+/// until the gate is dropped: the caches' sizes, the key sets' counts and
+/// ages change without a request to record them.
+#[cfg(feature = "metrics")]
+pub(crate) fn sample_gauges(gate: &TokenGate) {
+    gate.inner.verifier.sample_gauges();
+    let weak = Arc::downgrade(&gate.inner);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(crate::observe::SAMPLE_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let Some(shared) = weak.upgrade() else { return };
+            shared.verifier.sample_gauges();
+        }
+    });
+}
+
 /// What the gate leaves in the extensions besides the principal, so guards
 /// answer with the same realm and detail as the gate itself.
 #[derive(Clone)]

@@ -21,6 +21,7 @@ use crate::authority::jwks::{Jwks, JwksHealth, Refresh};
 use crate::clock;
 use crate::error::{AuthError, InvalidToken, Unavailable};
 use crate::keys::{AlgorithmSet, Lookup};
+use crate::observe::{self, Cache, Metrics};
 use crate::principal::Principal;
 use crate::token::bearer::{self, BearerPolicy};
 use crate::token::claims::ClaimRules;
@@ -73,6 +74,8 @@ pub(crate) struct Verifier {
     /// The template authorities (Entra's `{tenantid}`), tried in order
     /// when no identifier matches exactly.
     templates: Box<[usize]>,
+    /// The request and cache counters (empty without the `metrics` feature).
+    pub(crate) metrics: Metrics,
 }
 
 /// The result of the synchronous part of verification.
@@ -121,6 +124,27 @@ impl Verifier {
 
     pub(crate) fn jwks_health(&self) -> JwksHealth {
         self.authorities[0].jwks.health()
+    }
+
+    /// Sets the gauges from the caches and key sets (exact sizes: not for
+    /// the request path).
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) fn sample_gauges(&self) {
+        if let Some(cache) = &self.token_cache {
+            self.metrics.cache_size(Cache::VerifiedToken, cache.stats());
+        }
+        let introspection = self
+            .authorities
+            .iter()
+            .filter_map(|a| a.introspector.as_ref())
+            .map(Introspector::cache_stats)
+            .reduce(|(n, b), (n2, b2)| (n + n2, b + b2));
+        if let Some(sizes) = introspection {
+            self.metrics.cache_size(Cache::Introspection, sizes);
+        }
+        for authority in &self.authorities {
+            authority.jwks.sample_gauges();
+        }
     }
 
     /// (entries, bytes) of the verified-token cache and of the
@@ -201,8 +225,12 @@ impl Verifier {
                     .then(|| snapshot.keys.still_has(key.kid(), key.thumbprint()))
             })
         {
-            crate::observe::answered_from_cache();
+            self.metrics.lookup(Cache::VerifiedToken, true);
+            observe::answered_from_cache();
             return self.after_jwt(token, hit_issuer, principal);
+        }
+        if cached.is_some() {
+            self.metrics.lookup(Cache::VerifiedToken, false);
         }
         let issuer = match self.route(&jws) {
             Ok(issuer) => issuer,
@@ -277,14 +305,12 @@ impl Verifier {
         }
         let hash = token::hash(token);
         let rules = &self.authorities[issuer].rules;
-        match introspector.cached(&hash, rules, clock::unix_secs()) {
-            Some(Ok(answer)) => {
-                crate::observe::answered_from_cache();
-                Step::Done(Ok(jwt.unwrap_or(answer)))
-            }
-            Some(Err(e)) => {
-                crate::observe::answered_from_cache();
-                Step::Done(Err(e))
+        let cached = introspector.cached(&hash, rules, clock::unix_secs());
+        self.metrics.lookup(Cache::Introspection, cached.is_some());
+        match cached {
+            Some(result) => {
+                observe::answered_from_cache();
+                Step::Done(result.map(|answer| jwt.unwrap_or(answer)))
             }
             None => Step::Pending(Pending::Introspection { issuer, hash, jwt }),
         }
@@ -446,6 +472,7 @@ impl Verifier {
             token_cache,
             introspecting,
             opaque_router,
+            metrics: Metrics::new(),
         }
     }
 }
