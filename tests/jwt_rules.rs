@@ -384,6 +384,40 @@ async fn typ_at_jwt_works_out_of_the_box_and_others_are_refused() {
     }
 }
 
+/// Cognito's ID tokens say `token_use: id` and carry the client id as
+/// `aud`; Keycloak's say `typ: ID` (refresh tokens `Refresh`) in the
+/// payload. Neither is an access token, even with our audience.
+#[tokio::test]
+async fn tokens_that_say_they_are_id_or_refresh_tokens_are_refused() {
+    let issuer = TestIssuer::start().await.unwrap();
+    let gate = gate(&issuer).await;
+    for (claim, value) in [
+        ("token_use", json!("id")),
+        ("token_use", json!("refresh")),
+        ("token_use", json!(["access"])),
+        ("typ", json!("ID")),
+        ("typ", json!("Refresh")),
+        ("typ", json!("Logout")),
+    ] {
+        assert_eq!(
+            check(&gate, &issuer.token().claim(claim, value.clone()).sign()).await,
+            invalid(InvalidToken::WrongType),
+            "{claim}: {value}"
+        );
+    }
+    for (claim, value) in [
+        ("token_use", "access"),
+        ("typ", "Bearer"),
+        ("typ", "at+jwt"),
+    ] {
+        assert_eq!(
+            check(&gate, &issuer.token().claim(claim, value).sign()).await,
+            Ok(()),
+            "{claim}: {value}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn strict_rfc9068_requires_typ_and_claims() {
     let issuer = TestIssuer::start().await.unwrap();

@@ -461,6 +461,21 @@ impl<'a> Registered<'a> {
         }
     }
 
+    /// Whether the token says, in its issuer's own words, that it is not an
+    /// access token: Cognito and Hydra name it in `token_use` (`id`,
+    /// `refresh`), Keycloak in the payload's `typ` (`ID`, `Refresh`,
+    /// `Logout`). A value that is not a string says nothing trustworthy
+    /// either, and counts as "not an access token".
+    pub(crate) fn says_not_an_access_token(&self) -> bool {
+        let not_access = |claim: &Option<Value>, access: &[&str]| match claim {
+            None => false,
+            Some(Value::String(v)) => !access.iter().any(|a| v.eq_ignore_ascii_case(a)),
+            Some(_) => true,
+        };
+        not_access(&self.token_use, &["access", "access_token"])
+            || not_access(&self.typ, &["Bearer", "at+jwt", "JWT"])
+    }
+
     /// Whether ID-token-only claims are present (`nonce`, `at_hash`,
     /// `c_hash`).
     pub(crate) fn has_id_token_claims(&self) -> bool {

@@ -204,6 +204,13 @@ fn validate(claims: &Registered<'_>, rules: &ClaimRules, now: u64) -> Result<(),
     if claims.has_id_token_claims() && !rules.strict_rfc9068 {
         return Err(InvalidToken::WrongType);
     }
+    // Nor is a token whose issuer says, in the payload, that it is an ID or
+    // refresh token (Cognito's `token_use: id`, Keycloak's `typ: ID`): a
+    // Cognito ID token's `aud` is the client id, which an API that takes
+    // Cognito access tokens (no `aud`) cannot otherwise tell apart.
+    if claims.says_not_an_access_token() {
+        return Err(InvalidToken::WrongType);
+    }
     if rules.strict_rfc9068 {
         // RFC 9068 §2.2: iss, exp, aud, sub, client_id, iat and jti are REQUIRED.
         let present = [

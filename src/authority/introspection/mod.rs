@@ -486,17 +486,9 @@ fn check_active(
         }
         Some(_) => return Err(InvalidToken::NotAnAccessToken),
     }
-    // Servers that say what a token is in their own words: Cognito and Hydra
-    // (`token_use`), Keycloak (`typ`). A refresh or ID token is never an
-    // access token, whatever `active` says.
-    let not_access = |claim: &Option<Value>, access: &[&str]| match claim {
-        None => false,
-        Some(Value::String(v)) => !access.iter().any(|a| v.eq_ignore_ascii_case(a)),
-        Some(_) => true,
-    };
-    if not_access(&claims.token_use, &["access", "access_token"])
-        || not_access(&claims.typ, &["Bearer", "at+jwt", "JWT"])
-    {
+    // A refresh or ID token is never an access token, whatever `active`
+    // says.
+    if claims.says_not_an_access_token() {
         return Err(InvalidToken::NotAnAccessToken);
     }
     claims.check_not_sender_constrained()
