@@ -164,6 +164,8 @@ mod keys;
 mod metadata;
 pub mod observe;
 mod principal;
+#[doc = include_str!("../docs/providers.md")]
+pub mod providers {}
 mod requirement;
 mod response;
 mod scope;

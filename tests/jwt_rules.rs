@@ -353,6 +353,11 @@ async fn audience_must_contain_ours() {
         check(&any, &issuer.token().audience("other").sign()).await,
         Ok(())
     );
+    // Cognito's access tokens carry no `aud` at all.
+    assert_eq!(
+        check(&any, &issuer.token().without_claim("aud").sign()).await,
+        Ok(())
+    );
     let two = builder(&issuer).audience("second").build().await.unwrap();
     assert_eq!(
         check(&two, &issuer.token().audience("second").sign()).await,
