@@ -51,6 +51,21 @@ pub enum AuthError {
         /// The scopes the resource requires, space separated.
         required: String,
     },
+    /// The token is valid, but the user's authentication is not strong or
+    /// recent enough for the resource (RFC 9470: 401
+    /// `insufficient_user_authentication`, with `acr_values` and/or
+    /// `max_age` telling the client what to ask the authorization server
+    /// for). Both come from the route's configuration, never from the
+    /// request.
+    #[error("insufficient user authentication")]
+    InsufficientUserAuthentication {
+        /// The acceptable authentication context classes, space separated
+        /// (empty: any).
+        acr_values: String,
+        /// The greatest acceptable time since the user authenticated, in
+        /// seconds.
+        max_age: Option<u64>,
+    },
     /// The authorization server could not be reached and nothing usable is
     /// cached (503 with `Retry-After`).
     #[error("authorization server unavailable: {0}")]
@@ -121,6 +136,10 @@ pub enum InvalidToken {
     /// The token is bound to a key (`cnf`, RFC 7800: DPoP or mTLS) and so
     /// cannot be accepted as a plain bearer token.
     SenderConstrained,
+    /// The token was issued (`iat`) longer ago than the resource accepts
+    /// ([`Requirement::issued_within`](crate::Requirement::issued_within)),
+    /// or says not when: the client should get a fresh one.
+    TooOld,
 }
 
 /// The reasons for a 503.
@@ -143,7 +162,9 @@ impl AuthError {
     /// ```
     pub fn status(&self) -> StatusCode {
         match self {
-            AuthError::MissingToken | AuthError::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+            AuthError::MissingToken
+            | AuthError::InvalidToken(_)
+            | AuthError::InsufficientUserAuthentication { .. } => StatusCode::UNAUTHORIZED,
             AuthError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             AuthError::InsufficientScope { .. } => StatusCode::FORBIDDEN,
             AuthError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -162,6 +183,9 @@ impl AuthError {
             AuthError::InvalidRequest(_) => Some("invalid_request"),
             AuthError::InvalidToken(_) => Some("invalid_token"),
             AuthError::InsufficientScope { .. } => Some("insufficient_scope"),
+            AuthError::InsufficientUserAuthentication { .. } => {
+                Some("insufficient_user_authentication")
+            }
         }
     }
 
@@ -174,7 +198,9 @@ impl AuthError {
     /// ```
     pub fn grpc_code(&self) -> u8 {
         match self {
-            AuthError::MissingToken | AuthError::InvalidToken(_) => 16,
+            AuthError::MissingToken
+            | AuthError::InvalidToken(_)
+            | AuthError::InsufficientUserAuthentication { .. } => 16,
             AuthError::InvalidRequest(_) => 3,
             AuthError::InsufficientScope { .. } => 7,
             AuthError::Unavailable(_) => 14,
@@ -192,7 +218,8 @@ impl AuthError {
     /// `bad_signature`, `unsupported_critical`, `wrong_type`, `expired`,
     /// `not_yet_valid`, `issued_in_future`, `missing_claim`,
     /// `malformed_claim`, `wrong_issuer`, `wrong_audience`, `inactive`,
-    /// `not_an_access_token`, `sender_constrained`). These labels are part
+    /// `not_an_access_token`, `sender_constrained`, `too_old`), and
+    /// `insufficient_user_authentication` for a step-up. These labels are part
     /// of the public API.
     ///
     /// ```
@@ -205,6 +232,7 @@ impl AuthError {
             AuthError::MissingToken => "missing",
             AuthError::InvalidRequest(_) => "invalid_request",
             AuthError::InsufficientScope { .. } => "insufficient_scope",
+            AuthError::InsufficientUserAuthentication { .. } => "insufficient_user_authentication",
             AuthError::Unavailable(Unavailable::Keys) => "keys_unavailable",
             AuthError::Unavailable(Unavailable::Introspection) => "introspection_unavailable",
             AuthError::InvalidToken(reason) => match reason {
@@ -227,6 +255,7 @@ impl AuthError {
                 InvalidToken::Inactive => "inactive",
                 InvalidToken::NotAnAccessToken => "not_an_access_token",
                 InvalidToken::SenderConstrained => "sender_constrained",
+                InvalidToken::TooOld => "too_old",
             },
         }
     }
@@ -239,6 +268,10 @@ impl AuthError {
             AuthError::MissingToken,
             AuthError::InsufficientScope {
                 required: String::new(),
+            },
+            AuthError::InsufficientUserAuthentication {
+                acr_values: String::new(),
+                max_age: None,
             },
         ]
         .into_iter()
@@ -260,7 +293,13 @@ impl AuthError {
             AuthError::MissingToken => None,
             AuthError::InvalidRequest(r) => Some(r.text()),
             AuthError::InvalidToken(r) => Some(r.text()),
+            AuthError::InsufficientScope { required } if required.is_empty() => {
+                Some("the token does not meet this resource's requirements")
+            }
             AuthError::InsufficientScope { .. } => Some("the token lacks a required scope"),
+            AuthError::InsufficientUserAuthentication { .. } => {
+                Some("a stronger or more recent user authentication is required")
+            }
             AuthError::Unavailable(r) => Some(r.text()),
         }
     }
@@ -316,6 +355,7 @@ static_text!(InvalidToken {
     Inactive => "the token is not active",
     NotAnAccessToken => "the token is not an access token",
     SenderConstrained => "the token is sender-constrained and cannot be used as a bearer token",
+    TooOld => "the token is too old for this resource",
 });
 static_text!(Unavailable {
     Keys => "signing keys cannot be fetched",

@@ -243,12 +243,17 @@ pub use error::{AuthError, InvalidRequest, InvalidToken, Unavailable};
 pub use http::layer::{ResponseFuture, TokenGateLayer, TokenGateService};
 pub use http::metadata::MetadataService;
 pub use http::ready::ReadinessService;
-pub use http::require::{GuardFuture, RequireScopes, RequireScopesService};
+pub use http::require::{
+    GuardFuture, Require, RequireScopes, RequireScopesService, RequireService,
+};
 pub use jsonwebtoken::jwk::{Jwk, JwkSet};
 pub use keys::Algorithm;
 pub use metadata::ResourceMetadata;
 pub use principal::{Principal, TokenSource};
-pub use requirement::{ScopeRequirement, ScopeSet};
+pub use requirement::{
+    ClaimPath, Guard, Requirement, RequirementSet, RoleSource, Roles, ScopeHierarchy,
+    ScopeRequirement, ScopeSet,
+};
 pub use response::ErrorDetail;
 pub use scope::{InvalidScope, Scopes, is_scope_token};
 pub use verify::gate::{CacheStats, IssuerHealth, IssuerReadiness, Readiness, TokenGate};

@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::error::InvalidToken;
+use crate::requirement::roles::{RoleSource, Roles};
 use crate::scope::Scopes;
 use crate::token::claims::{Registered, Str};
 
@@ -84,6 +85,8 @@ struct Inner {
     token_id: Option<Text>,
     audiences: Vec<String>,
     scopes: Scopes,
+    /// Read from the gate's role sources when the token was verified.
+    roles: Roles,
     expires_at: Option<u64>,
     issued_at: Option<u64>,
     source: TokenSource,
@@ -138,8 +141,31 @@ impl Principal {
         claims: Map<String, Value>,
         source: TokenSource,
     ) -> Result<Self, InvalidToken> {
+        Self::from_claims_with_roles(claims, source, &[])
+    }
+
+    /// [`from_claims`](Self::from_claims), with the roles `sources` name
+    /// (see [`RoleSource`]).
+    ///
+    /// ```
+    /// use tokengate::{Principal, RoleSource, TokenSource};
+    /// let claims = serde_json::json!({"realm_access": {"roles": ["auditor"]}});
+    /// let p = Principal::from_claims_with_roles(
+    ///     claims.as_object().unwrap().clone(),
+    ///     TokenSource::Jwt,
+    ///     &[RoleSource::keycloak_realm()],
+    /// )
+    /// .unwrap();
+    /// assert!(p.roles().contains("auditor"));
+    /// ```
+    pub fn from_claims_with_roles(
+        claims: Map<String, Value>,
+        source: TokenSource,
+        roles: &[RoleSource],
+    ) -> Result<Self, InvalidToken> {
         let json = serde_json::to_string(&claims).map_err(|_| InvalidToken::Malformed)?;
-        let principal = Principal::from_json(json, source, |_| Ok(()))?;
+        let roles = Roles::read(&claims, roles);
+        let principal = Principal::build(json, source, roles, |_| Ok(()))?;
         let _ = principal.inner.claims.set(claims);
         Ok(principal)
     }
@@ -149,6 +175,25 @@ impl Principal {
     pub(crate) fn from_json(
         json: String,
         source: TokenSource,
+        roles: &[RoleSource],
+        check: impl FnOnce(&Registered<'_>) -> Result<(), InvalidToken>,
+    ) -> Result<Self, InvalidToken> {
+        if roles.is_empty() {
+            return Self::build(json, source, Roles::default(), check);
+        }
+        // Roles are read once, here, and cached with the principal; the
+        // claims map they are read from is kept for the handlers.
+        let claims: Map<String, Value> =
+            serde_json::from_str(&json).map_err(|_| InvalidToken::Malformed)?;
+        let principal = Self::build(json, source, Roles::read(&claims, roles), check)?;
+        let _ = principal.inner.claims.set(claims);
+        Ok(principal)
+    }
+
+    fn build(
+        json: String,
+        source: TokenSource,
+        roles: Roles,
         check: impl FnOnce(&Registered<'_>) -> Result<(), InvalidToken>,
     ) -> Result<Self, InvalidToken> {
         let registered = Registered::parse(&json)?;
@@ -162,6 +207,7 @@ impl Principal {
             token_id: text(&registered.jti),
             audiences: registered.aud.iter().map(str::to_owned).collect(),
             scopes: registered.scopes()?,
+            roles,
             expires_at: registered.exp,
             issued_at: registered.iat,
             source,
@@ -231,6 +277,25 @@ impl Principal {
         self.inner
             .issued_at
             .map(|s| UNIX_EPOCH + Duration::from_secs(s))
+    }
+
+    pub(crate) fn issued_at_secs(&self) -> Option<u64> {
+        self.inner.issued_at
+    }
+
+    /// The roles the gate's [`roles_from`](crate::TokenGateBuilder::roles_from)
+    /// sources name in the token (or introspection answer): Keycloak's
+    /// realm or client roles, Entra ID app roles, Auth0 permissions, Okta
+    /// groups… Read once, when the token was verified. Empty when no source
+    /// is configured.
+    ///
+    /// ```
+    /// # use tokengate::{Principal, TokenSource};
+    /// # let p = Principal::from_claims(serde_json::Map::new(), TokenSource::Jwt).unwrap();
+    /// assert!(p.roles().is_empty());
+    /// ```
+    pub fn roles(&self) -> &Roles {
+        &self.inner.roles
     }
 
     /// The token's unique id (`jti`).
@@ -306,14 +371,15 @@ impl Principal {
 }
 
 impl fmt::Debug for Principal {
-    // Claims are left out: they may hold personal data, and `Debug` output
-    // ends up in logs.
+    // Claims are left out, and the subject is only said to be there: they
+    // identify people, and `Debug` output ends up in logs.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Principal")
             .field("issuer", &self.issuer())
-            .field("subject", &self.subject())
+            .field("subject", &self.subject().map(|_| "<redacted>"))
             .field("client_id", &self.client_id())
             .field("scopes", &self.inner.scopes)
+            .field("roles", &self.inner.roles.len())
             .field("expires_at", &self.inner.expires_at)
             .field("source", &self.inner.source)
             .finish_non_exhaustive()
@@ -460,11 +526,20 @@ mod tests {
     }
 
     #[test]
-    fn debug_leaves_claims_out() {
-        let p = principal(json!({"sub": "a", "secret_claim": "s3cr3t"})).unwrap();
+    fn debug_leaves_claims_and_the_subject_out() {
+        let p = principal(
+            json!({"sub": "alice-subject", "client_id": "web", "secret_claim": "s3cr3t"}),
+        )
+        .unwrap();
         let dbg = format!("{p:?}");
-        assert!(dbg.contains("\"a\""));
-        assert!(!dbg.contains("s3cr3t"));
+        assert!(
+            dbg.contains("\"web\"") && dbg.contains("<redacted>"),
+            "{dbg}"
+        );
+        assert!(
+            !dbg.contains("s3cr3t") && !dbg.contains("alice-subject"),
+            "{dbg}"
+        );
     }
 
     #[test]

@@ -213,6 +213,20 @@ impl Responder {
             value.push_str(", scope=\"");
             push_quoted(&mut value, required);
             value.push('"');
+        } else if let AuthError::InsufficientUserAuthentication {
+            acr_values,
+            max_age,
+        } = err
+        {
+            // RFC 9470 §3: what the client asks the authorization server for.
+            if !acr_values.is_empty() {
+                value.push_str(", acr_values=\"");
+                push_quoted(&mut value, acr_values);
+                value.push('"');
+            }
+            if let Some(max_age) = max_age {
+                let _ = write!(value, ", max_age={max_age}");
+            }
         } else if err.status() == StatusCode::UNAUTHORIZED {
             value.push_str(&self.scope_hint);
         }
@@ -270,6 +284,7 @@ impl Responder {
 fn grpc_default_message(err: &AuthError) -> &'static str {
     match err {
         AuthError::MissingToken | AuthError::InvalidToken(_) => "unauthenticated",
+        AuthError::InsufficientUserAuthentication { .. } => "insufficient user authentication",
         AuthError::InvalidRequest(_) => "invalid authorization header",
         AuthError::InsufficientScope { .. } => "permission denied",
         AuthError::Unavailable(_) => "authorization server unavailable",

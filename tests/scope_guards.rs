@@ -238,7 +238,7 @@ async fn a_requirement_without_scopes_refuses_every_principal() {
     let (issuer, gate) = setup().await;
     let app = router(&gate);
     let no_scope = format!(
-        "{}, error=\"insufficient_scope\", error_description=\"the token lacks a required scope\"",
+        "{}, error=\"insufficient_scope\", error_description=\"the token does not meet this resource's requirements\"",
         realm(&issuer)
     );
     for path in ["/scoped/none", "/scoped/any-of-none"] {

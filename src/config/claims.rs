@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use super::{BuildError, TokenGateBuilder};
 use crate::keys::AlgorithmSet;
+use crate::requirement::hierarchy::ScopeHierarchy;
+use crate::requirement::roles::RoleSource;
 use crate::token::bearer::BearerPolicy;
 use crate::token::claims::ClaimRules;
 
@@ -18,6 +20,8 @@ pub(super) struct ClaimSettings {
     pub(super) any_audience: bool,
     pub(super) leeway: Duration,
     pub(super) strict_rfc9068: bool,
+    pub(super) roles: Vec<RoleSource>,
+    pub(super) hierarchy: Option<ScopeHierarchy>,
 }
 
 impl Default for ClaimSettings {
@@ -27,6 +31,8 @@ impl Default for ClaimSettings {
             any_audience: false,
             leeway: Duration::from_secs(60),
             strict_rfc9068: false,
+            roles: Vec::new(),
+            hierarchy: None,
         }
     }
 }
@@ -47,6 +53,16 @@ impl ClaimSettings {
         if bearer.max_token_len == 0 {
             return Err(BuildError::InvalidConfig(
                 "max_token_length must be positive",
+            ));
+        }
+        if self.roles.iter().any(|r| !r.path().is_valid()) {
+            return Err(BuildError::InvalidConfig(
+                "a role source's claim path is empty or names an empty member",
+            ));
+        }
+        if self.hierarchy.as_ref().is_some_and(|h| h.check().is_err()) {
+            return Err(BuildError::InvalidConfig(
+                "a scope hierarchy names a malformed scope",
             ));
         }
         // Longer than a few minutes is a unit slip (3600 meant as ms), not a
@@ -72,6 +88,7 @@ impl ClaimSettings {
             leeway_secs: self.leeway.as_secs(),
             strict_rfc9068: self.strict_rfc9068,
             algorithms,
+            roles: self.roles.clone().into(),
         }
     }
 }
@@ -81,6 +98,42 @@ impl TokenGateBuilder {
     /// accept several; a token needs one of them.
     pub fn audience(mut self, audience: impl Into<String>) -> Self {
         self.claims.audiences.push(audience.into());
+        self
+    }
+
+    /// Reads the principal's roles from `source` when a token is verified
+    /// (call again to merge several, e.g. Keycloak realm and client roles);
+    /// they are cached with the token and checked by
+    /// [`Requirement::role`](crate::Requirement::role) and its kin. See
+    /// [`RoleSource`] for the presets (Keycloak, Entra ID, Auth0, Okta,
+    /// Cognito).
+    ///
+    /// ```
+    /// use tokengate::{RoleSource, TokenGate};
+    /// let builder = TokenGate::builder()
+    ///     .roles_from(RoleSource::keycloak_realm())
+    ///     .roles_from(RoleSource::keycloak_client("orders-api"));
+    /// # drop(builder);
+    /// ```
+    pub fn roles_from(mut self, source: RoleSource) -> Self {
+        self.claims.roles.push(source);
+        self
+    }
+
+    /// Scope implications every guard of this gate applies (see
+    /// [`ScopeHierarchy`]): `items:write` ⇒ `items:read`, `admin` ⇒
+    /// everything under `admin:`. Without one, a scope stands only for
+    /// itself.
+    ///
+    /// ```
+    /// use tokengate::{ScopeHierarchy, TokenGate};
+    /// let builder = TokenGate::builder().scope_hierarchy(
+    ///     ScopeHierarchy::new().implies("items:write", ["items:read"]).covers("admin", "admin:"),
+    /// );
+    /// # drop(builder);
+    /// ```
+    pub fn scope_hierarchy(mut self, hierarchy: ScopeHierarchy) -> Self {
+        self.claims.hierarchy = Some(hierarchy);
         self
     }
 

@@ -290,6 +290,7 @@ impl TokenGateBuilder {
                 ),
                 responder,
                 metadata,
+                hierarchy: self.claims.hierarchy.clone(),
             }),
         };
         #[cfg(feature = "metrics")]

@@ -1,7 +1,7 @@
-//! The route layer: [`RequireScopes`] refuses, before the handler runs, a
-//! request whose principal lacks the route's scopes. The check is
-//! [`ScopeRequirement::check`], the same as every other guard's; the answer
-//! is the gate's own.
+//! The route layer: [`Require`] refuses, before the handler runs, a
+//! request whose principal does not meet the route's requirement
+//! ([`RequireScopes`] for scopes alone). The check is [`Guard::check`], the
+//! same as every other guard's; the answer is the gate's own.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -12,14 +12,31 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::requirement::{ScopeRequirement, ScopeSet};
+use crate::requirement::{Guard, Requirement, ScopeRequirement, ScopeSet};
 use crate::response::wire;
 use crate::verify::gate::respond;
 
-/// A layer that lets a request through only if its principal has the
-/// required scopes. Place it inside the [`TokenGate`](crate::TokenGate) layer (in axum:
-/// `route_layer(RequireScopes::…)` on the route, `layer(gate.layer())` on
-/// the router).
+/// A layer that lets a request through only if its principal meets a
+/// requirement: a [`Requirement`] (roles, claims, step-up, …) or, as
+/// [`RequireScopes`], a [`ScopeRequirement`]. Place it inside the
+/// [`TokenGate`](crate::TokenGate) layer (in axum: `route_layer(…)` on the
+/// route, `layer(gate.layer())` on the router).
+///
+/// ```
+/// use axum::{Router, routing::get};
+/// use tokengate::{Require, Requirement};
+/// # async fn demo(gate: tokengate::TokenGate) {
+/// let app: Router = Router::new()
+///     .route("/audit", get(|| async { "log" }).route_layer(Require::new(Requirement::role("auditor"))))
+///     .layer(gate.layer());
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Require<R = Requirement> {
+    requirement: R,
+}
+
+/// The scope-only route layer: [`Require`] over a [`ScopeRequirement`].
 ///
 /// ```
 /// use axum::{Router, routing::{get, post}};
@@ -31,12 +48,24 @@ use crate::verify::gate::respond;
 ///     .layer(gate.layer());
 /// # }
 /// ```
-#[derive(Clone, Debug)]
-pub struct RequireScopes {
-    requirement: ScopeRequirement,
+pub type RequireScopes = Require<ScopeRequirement>;
+
+impl Require<Requirement> {
+    /// Requires `requirement`.
+    ///
+    /// ```
+    /// use tokengate::{Require, Requirement};
+    /// let layer = Require::new(Requirement::role("auditor").and(Requirement::user()));
+    /// # drop(layer);
+    /// ```
+    pub fn new(requirement: impl Into<Requirement>) -> Self {
+        Require {
+            requirement: requirement.into(),
+        }
+    }
 }
 
-impl RequireScopes {
+impl Require<ScopeRequirement> {
     /// Requires every one of `scopes` (see [`ScopeRequirement::all`]).
     pub fn all<I, T>(scopes: I) -> Self
     where
@@ -62,24 +91,30 @@ impl RequireScopes {
     }
 }
 
-impl From<ScopeRequirement> for RequireScopes {
+impl From<ScopeRequirement> for Require<ScopeRequirement> {
     fn from(requirement: ScopeRequirement) -> Self {
-        RequireScopes { requirement }
+        Require { requirement }
     }
 }
 
-impl<S> Layer<S> for RequireScopes {
-    type Service = RequireScopesService<S>;
+impl From<Requirement> for Require<Requirement> {
+    fn from(requirement: Requirement) -> Self {
+        Require { requirement }
+    }
+}
+
+impl<S, R: Guard> Layer<S> for Require<R> {
+    type Service = RequireService<S, R>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RequireScopesService {
+        RequireService {
             inner,
             requirement: self.requirement.clone(),
         }
     }
 }
 
-/// The service made by [`RequireScopes`].
+/// The service made by [`Require`] (and [`RequireScopes`]).
 ///
 /// ```
 /// # fn demo<S>(inner: S) {
@@ -89,14 +124,17 @@ impl<S> Layer<S> for RequireScopes {
 /// # }
 /// ```
 #[derive(Clone, Debug)]
-pub struct RequireScopesService<S> {
+pub struct RequireService<S, R = Requirement> {
     inner: S,
-    requirement: ScopeRequirement,
+    requirement: R,
 }
 
-impl<S> RequireScopesService<S> {
+/// The service made by [`RequireScopes`].
+pub type RequireScopesService<S> = RequireService<S, ScopeRequirement>;
+
+impl<S, R> RequireService<S, R> {
     /// What this guard requires.
-    pub fn requirement(&self) -> &ScopeRequirement {
+    pub fn requirement(&self) -> &R {
         &self.requirement
     }
 
@@ -111,9 +149,10 @@ impl<S> RequireScopesService<S> {
     }
 }
 
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RequireScopesService<S>
+impl<S, R, ReqBody, ResBody> Service<Request<ReqBody>> for RequireService<S, R>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    R: Guard,
     ResBody: Default,
 {
     type Response = Response<ResBody>;
@@ -132,7 +171,7 @@ where
                 },
             },
             Err(err) => {
-                tracing::debug!(target: "tokengate", reason = %err, "request rejected by scope guard");
+                tracing::debug!(target: "tokengate", reason = %err, "request rejected by a guard");
                 GuardFuture {
                     state: GuardState::Reject {
                         response: Some(respond(req.extensions(), &err, wire(&req))),
@@ -144,7 +183,7 @@ where
 }
 
 pin_project! {
-    /// The response future of [`RequireScopesService`].
+    /// The response future of [`RequireService`].
     pub struct GuardFuture<F, B> {
         #[pin]
         state: GuardState<F, B>,

@@ -47,7 +47,7 @@ use serde::de::DeserializeOwned;
 
 use crate::error::AuthError;
 use crate::principal::Principal;
-use crate::requirement::{ScopeSet, check_scopes, missing_principal};
+use crate::requirement::{Guard, RequirementSet, ScopeSet, check_scopes, missing_principal};
 use crate::response::Wire;
 use crate::verify::gate::{GateContext, TokenGate, responder};
 
@@ -432,6 +432,51 @@ impl<S: Send + Sync, R: ScopeSet> FromRequestParts<S> for Scoped<R> {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         match check_scopes(&parts.extensions, R::SCOPES, R::ANY) {
             Ok(principal) => Ok(Scoped(principal.clone(), PhantomData)),
+            Err(e) => Err(AuthRejection::new(e, parts)),
+        }
+    }
+}
+
+/// The principal, provided it meets the [`Requirement`](crate::Requirement)
+/// `R` names (see [`requirement_set!`](crate::requirement_set)); otherwise
+/// the requirement's answer: 403 `insufficient_scope`, or 401
+/// `insufficient_user_authentication` for a step-up.
+///
+/// ```
+/// use tokengate::Requirement;
+/// use tokengate::axum::Authorized;
+///
+/// tokengate::requirement_set! {
+///     /// Auditors with a multi-factor login.
+///     pub struct Audit = Requirement::role("auditor").and(Requirement::acr(["urn:tokengate:mfa"]));
+/// }
+/// async fn audit(caller: Authorized<Audit>) -> String {
+///     format!("audit log for {}", caller.client_id().unwrap_or("-"))
+/// }
+/// # let _: axum::Router = axum::Router::new().route("/audit", axum::routing::get(audit));
+/// ```
+pub struct Authorized<R>(pub Principal, pub PhantomData<R>);
+
+impl<R> Deref for Authorized<R> {
+    type Target = Principal;
+
+    fn deref(&self) -> &Principal {
+        &self.0
+    }
+}
+
+impl<R> std::fmt::Debug for Authorized<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Authorized").field(&self.0).finish()
+    }
+}
+
+impl<S: Send + Sync, R: RequirementSet> FromRequestParts<S> for Authorized<R> {
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        match R::requirement().check(&parts.extensions) {
+            Ok(principal) => Ok(Authorized(principal.clone(), PhantomData)),
             Err(e) => Err(AuthRejection::new(e, parts)),
         }
     }

@@ -27,7 +27,7 @@ use tonic::{Code, Request, Status};
 
 use crate::error::AuthError;
 use crate::principal::Principal;
-use crate::requirement::{ScopeRequirement, ScopeSet, check_scopes, missing_principal};
+use crate::requirement::{Guard, RequirementSet, ScopeSet, check_scopes, missing_principal};
 use crate::response::Wire;
 use crate::verify::gate::{GateContext, responder};
 
@@ -45,20 +45,23 @@ pub fn principal<T>(request: &Request<T>) -> Result<Principal, Status> {
         .ok_or_else(|| status(&missing_principal(extensions), request))
 }
 
-/// The principal, if it meets `requirement`; otherwise PERMISSION_DENIED
-/// (or UNAUTHENTICATED without a principal). For a requirement built at run
-/// time; a [`ScopeSet`] type goes through [`require`].
+/// The principal, if it meets `requirement` (a
+/// [`ScopeRequirement`](crate::ScopeRequirement) or a
+/// [`Requirement`](crate::Requirement)); otherwise PERMISSION_DENIED, or
+/// UNAUTHENTICATED without a principal or for a step-up (with the RFC 9470
+/// challenge in `www-authenticate`). For a requirement built at run time;
+/// a [`ScopeSet`] type goes through [`require`], a [`RequirementSet`]
+/// through [`authorized`].
 ///
 /// ```
-/// use tokengate::ScopeRequirement;
+/// use tokengate::{Requirement, ScopeRequirement};
 /// let write = ScopeRequirement::all(["items:write"]);
 /// let status = tokengate::tonic::authorize(&tonic::Request::new(()), &write).unwrap_err();
 /// assert_eq!(status.code(), tonic::Code::Unauthenticated);
+/// let audit = Requirement::role("auditor");
+/// assert!(tokengate::tonic::authorize(&tonic::Request::new(()), &audit).is_err());
 /// ```
-pub fn authorize<T>(
-    request: &Request<T>,
-    requirement: &ScopeRequirement,
-) -> Result<Principal, Status> {
+pub fn authorize<T, R: Guard>(request: &Request<T>, requirement: &R) -> Result<Principal, Status> {
     requirement
         .check(request.extensions())
         .cloned()
@@ -80,6 +83,21 @@ pub fn require<R: ScopeSet, T>(request: &Request<T>) -> Result<Principal, Status
     check_scopes(request.extensions(), R::SCOPES, R::ANY)
         .cloned()
         .map_err(|e| status(&e, request))
+}
+
+/// The principal, if it meets the requirement `R` names
+/// (see [`requirement_set!`](crate::requirement_set)).
+///
+/// ```
+/// tokengate::requirement_set! {
+///     /// Auditors.
+///     pub struct Audit = tokengate::Requirement::role("auditor");
+/// }
+/// let status = tokengate::tonic::authorized::<Audit, _>(&tonic::Request::new(())).unwrap_err();
+/// assert_eq!(status.code(), tonic::Code::Unauthenticated);
+/// ```
+pub fn authorized<R: RequirementSet, T>(request: &Request<T>) -> Result<Principal, Status> {
+    authorize(request, R::requirement())
 }
 
 /// The gRPC status for an [`AuthError`], with the same code and message the

@@ -148,7 +148,10 @@ impl Metrics {
                     !only_guards
                         || matches!(
                             e,
-                            AuthError::InsufficientScope { .. } | AuthError::MissingToken
+                            AuthError::InsufficientScope { .. }
+                                | AuthError::InsufficientUserAuthentication { .. }
+                                | AuthError::InvalidToken(crate::error::InvalidToken::TooOld)
+                                | AuthError::MissingToken
                         )
                 })
                 .map(|e| {

@@ -20,6 +20,7 @@ use serde_json::Value;
 
 use crate::error::InvalidToken;
 use crate::keys::AlgorithmSet;
+use crate::requirement::roles::RoleSource;
 use crate::scope::Scopes;
 
 /// What claims must satisfy, whether from a JWT or an introspection answer.
@@ -40,6 +41,8 @@ pub(crate) struct ClaimRules {
     pub(crate) strict_rfc9068: bool,
     /// The JWS algorithms accepted at all (each key narrows them further).
     pub(crate) algorithms: AlgorithmSet,
+    /// Where the principal's roles are read from (none: no roles).
+    pub(crate) roles: std::sync::Arc<[RoleSource]>,
 }
 
 /// A multi-tenant issuer: an identifier template with `{tenantid}` (Entra
@@ -114,6 +117,7 @@ impl ClaimRules {
             leeway_secs: 60,
             strict_rfc9068: false,
             algorithms: AlgorithmSet::ASYMMETRIC,
+            roles: std::sync::Arc::new([]),
         }
     }
 }

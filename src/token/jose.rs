@@ -186,7 +186,7 @@ impl Jws<'_> {
             .decode(self.payload)
             .map_err(|_| InvalidToken::Malformed)?;
         let claims = String::from_utf8(payload).map_err(|_| InvalidToken::Malformed)?;
-        Principal::from_json(claims, TokenSource::Jwt, |claims| {
+        Principal::from_json(claims, TokenSource::Jwt, &rules.roles, |claims| {
             validate(claims, rules, now)
         })
     }

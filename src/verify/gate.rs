@@ -11,6 +11,7 @@ use crate::authority::jwks::JwksHealth;
 use crate::error::AuthError;
 use crate::metadata::{Published, ResourceMetadata};
 use crate::principal::Principal;
+use crate::requirement::hierarchy::ScopeHierarchy;
 use crate::response::{ErrorDetail, Responder, Wire};
 use crate::verify::verifier::Verifier;
 
@@ -368,6 +369,8 @@ pub(crate) struct Shared {
     pub(crate) responder: Responder,
     /// The RFC 9728 document, when a resource is configured.
     pub(crate) metadata: Option<Published>,
+    /// The scope implications the guards apply.
+    pub(crate) hierarchy: Option<ScopeHierarchy>,
 }
 
 /// Samples the gauges now and every [`SAMPLE_EVERY`](crate::observe)

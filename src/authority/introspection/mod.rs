@@ -445,9 +445,12 @@ fn read_answer(
         Some(_) => return Err(FetchError::Malformed("\"active\" is not a boolean".into())),
         None => return Err(FetchError::Malformed("\"active\" is missing".into())),
     }
-    let checked = Principal::from_json(text.to_owned(), TokenSource::Introspection, |claims| {
-        check_active(claims, rules, now, require_audience)
-    });
+    let checked = Principal::from_json(
+        text.to_owned(),
+        TokenSource::Introspection,
+        &rules.roles,
+        |claims| check_active(claims, rules, now, require_audience),
+    );
     Ok(match checked {
         Ok(principal) => {
             let exp = principal.exp_secs();

@@ -1,19 +1,117 @@
 //! Requirements: what a route requires of the [`Principal`] the gate put in
-//! the request extensions, checked in one function ([`ScopeRequirement::check`])
-//! that the route layer ([`RequireScopes`](crate::RequireScopes)), the axum
-//! extractors, `#[require_scopes]` and the tonic helpers all call. A failure
-//! is an [`AuthError`]: 403 `insufficient_scope` with the `scope` attribute
-//! (RFC 6750 §3.1), or 401 when no principal is there at all; the one
-//! renderer answers it.
+//! the request extensions: scopes ([`ScopeRequirement`], [`ScopeSet`]) or
+//! anything a [`Requirement`] can say (roles, claims, the client, step-up).
+//! Every guard — the route layer ([`Require`]), the axum extractors,
+//! `#[require_scopes]`, the tonic helpers — checks through [`Guard::check`],
+//! which applies the gate's [`ScopeHierarchy`] and counts refusals. A
+//! failure is an [`AuthError`] (403 `insufficient_scope`, 401
+//! `insufficient_user_authentication`, or 401 when no principal is there
+//! at all); the one renderer answers it.
+
+pub(crate) mod hierarchy;
+pub(crate) mod roles;
+mod rule;
 
 use std::sync::Arc;
 
 use http::Extensions;
 
+pub use self::hierarchy::ScopeHierarchy;
+pub use self::roles::{ClaimPath, RoleSource, Roles};
+pub use self::rule::Requirement;
 use crate::error::AuthError;
 use crate::principal::Principal;
 use crate::scope::{InvalidScope, Scopes, is_scope_token};
 use crate::verify::gate::GateContext;
+
+/// What the guards check: a [`ScopeRequirement`] or a [`Requirement`].
+/// Sealed: the crate's two requirement types are the only ones.
+pub trait Guard: sealed::Sealed + Clone + Send + Sync + 'static {
+    /// The principal the gate left in `extensions`, if it meets the
+    /// requirement (scopes through the gate's [`ScopeHierarchy`]);
+    /// otherwise the error to answer with. Refusals are counted in the
+    /// gate's metrics.
+    ///
+    /// ```
+    /// use tokengate::{Guard, Requirement};
+    /// let err = Requirement::role("auditor").check(&http::Extensions::new()).unwrap_err();
+    /// assert_eq!(err, tokengate::AuthError::MissingToken);
+    /// ```
+    fn check<'e>(&self, extensions: &'e Extensions) -> Result<&'e Principal, AuthError>;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::ScopeRequirement {}
+    impl Sealed for super::Requirement {}
+}
+
+impl Guard for ScopeRequirement {
+    fn check<'e>(&self, extensions: &'e Extensions) -> Result<&'e Principal, AuthError> {
+        check_scopes(extensions, &self.scopes, self.any)
+    }
+}
+
+impl Guard for Requirement {
+    fn check<'e>(&self, extensions: &'e Extensions) -> Result<&'e Principal, AuthError> {
+        let Some(principal) = extensions.get::<Principal>() else {
+            return Err(counted(extensions, missing_principal(extensions)));
+        };
+        match self.verdict(principal, hierarchy(extensions)) {
+            Ok(()) => Ok(principal),
+            Err(e) => Err(counted(extensions, e)),
+        }
+    }
+}
+
+/// The scope hierarchy of the gate that ran, if it has one.
+fn hierarchy(extensions: &Extensions) -> Option<&ScopeHierarchy> {
+    extensions
+        .get::<GateContext>()
+        .and_then(|GateContext(gate)| gate.inner.hierarchy.as_ref())
+}
+
+/// A type that names a [`Requirement`], for the typed extractor
+/// [`Authorized`](crate::axum::Authorized) and
+/// [`tonic::authorized`](crate::tonic::authorized). Declare one with
+/// [`requirement_set!`](crate::requirement_set).
+pub trait RequirementSet {
+    /// The requirement, built once.
+    fn requirement() -> &'static Requirement;
+}
+
+/// Declares requirement types: each names a [`Requirement`] expression,
+/// built the first time it is checked and kept for the life of the
+/// process.
+///
+/// ```
+/// use tokengate::{Requirement, RequirementSet};
+///
+/// tokengate::requirement_set! {
+///     /// Auditors, from a known client.
+///     pub struct Auditors = Requirement::role("auditor").and(Requirement::client_in(["audit-ui"]));
+///     /// A multi-factor login.
+///     pub struct StepUp = Requirement::acr(["urn:tokengate:mfa"]);
+/// }
+/// assert!(format!("{:?}", Auditors::requirement()).contains("auditor"));
+/// ```
+#[macro_export]
+macro_rules! requirement_set {
+    () => {};
+    ($(#[$meta:meta])* $vis:vis struct $name:ident = $requirement:expr; $($rest:tt)*) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, Default)]
+        $vis struct $name;
+        impl $crate::RequirementSet for $name {
+            fn requirement() -> &'static $crate::Requirement {
+                static REQUIREMENT: ::std::sync::LazyLock<$crate::Requirement> =
+                    ::std::sync::LazyLock::new(|| $requirement);
+                &REQUIREMENT
+            }
+        }
+        $crate::requirement_set!($($rest)*);
+    };
+}
 
 /// Scopes a resource requires: all of a list, or any one of it.
 ///
@@ -132,7 +230,7 @@ impl ScopeRequirement {
 
     /// The principal the gate left in `extensions`, if it meets the
     /// requirement; otherwise the error to answer with (403, or 401 when
-    /// there is no principal).
+    /// there is no principal). The same as [`Guard::check`].
     ///
     /// ```
     /// let requirement = tokengate::ScopeRequirement::all(["items:read"]);
@@ -148,14 +246,7 @@ fn satisfied<T: AsRef<str>>(granted: &Scopes, required: &[T], any: bool) -> bool
     // "All of no scopes" holds for every token: a requirement that names
     // none (a hand-written `ScopeSet` with `SCOPES = &[]`) is a
     // mistake, and must close the route, not open it.
-    if required.is_empty() {
-        return false;
-    }
-    if any {
-        granted.contains_any(required)
-    } else {
-        granted.contains_all(required)
-    }
+    hierarchy::scopes_met(granted, required, any, None)
 }
 
 /// The one scope check every guard uses: the principal the gate left in
@@ -172,7 +263,7 @@ pub(crate) fn check_scopes<'e, T: AsRef<str>>(
     let Some(principal) = extensions.get::<Principal>() else {
         return Err(counted(extensions, missing_principal(extensions)));
     };
-    if satisfied(principal.scopes(), required, any) {
+    if hierarchy::scopes_met(principal.scopes(), required, any, hierarchy(extensions)) {
         Ok(principal)
     } else {
         Err(counted(extensions, insufficient_scope(required, any)))
