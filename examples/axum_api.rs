@@ -15,6 +15,12 @@
 //! | `TOKENGATE_LISTEN` | listen address, default `127.0.0.1:3000` (the example's own) |
 //! | every other variable of `tokengate::ENV_VARIABLES` | read by `TokenGateBuilder::from_env("TOKENGATE_")`: `TOKENGATE_STRICT_RFC9068=true`, `TOKENGATE_LEEWAY=30s`, … (see the README's table); `<NAME>_FILE` for secrets |
 //!
+//! Routes: `GET /items` (`items:read`), `POST /items` (`items:write`),
+//! `DELETE /items/{id}` (`items:write` and `admin`), `GET /me` (any valid
+//! token), `GET /audit` (the Keycloak-style realm role `auditor`, read from
+//! `realm_access.roles`) and `GET /items/export` (`items:read` and a
+//! multi-factor login, `acr` = `urn:tokengate:mfa`: RFC 9470 step-up).
+//!
 //! `GET /health` (liveness), `GET /ready` (readiness: 200 once every
 //! issuer's keys are usable, else 503 with the reasons) and `GET /metrics`
 //! (the `tokengate_*` metrics and any others, in the Prometheus text
@@ -34,7 +40,9 @@ use axum::{Extension, Json, Router};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde_json::{Value, json};
 use tokengate::testing::TestIssuer;
-use tokengate::{Principal, RequireScopes, TokenGate, TokenGateBuilder};
+use tokengate::{
+    Principal, Require, RequireScopes, Requirement, RoleSource, TokenGate, TokenGateBuilder,
+};
 
 type Items = Arc<Mutex<Vec<String>>>;
 
@@ -79,6 +87,22 @@ async fn me(Extension(p): Extension<Principal>) -> Json<Value> {
     }))
 }
 
+async fn audit(Extension(p): Extension<Principal>) -> Json<Value> {
+    Json(json!({
+        "audit": "the audit log",
+        "roles": p.roles().iter().collect::<Vec<_>>(),
+    }))
+}
+
+async fn export_items(State(items): State<Items>) -> Json<Value> {
+    let items = items.lock().unwrap().clone();
+    Json(json!({ "export": items }))
+}
+
+/// The authentication context class `GET /items/export` requires (RFC
+/// 9470 step-up): a multi-factor login.
+pub(crate) const MFA: &str = "urn:tokengate:mfa";
+
 /// The scopes the routes below require, as the metadata lists them.
 const SCOPES: [&str; 3] = ["items:read", "items:write", "admin"];
 
@@ -100,6 +124,21 @@ pub(crate) fn router(gate: TokenGate) -> Router {
             delete(delete_item).route_layer(RequireScopes::all(["items:write", "admin"])),
         )
         .route("/me", get(me))
+        // A Keycloak-style realm role (the gate reads `realm_access.roles`):
+        // 403 `insufficient_scope`, without `scope=`, for anyone else.
+        .route(
+            "/audit",
+            get(audit).route_layer(Require::new(Requirement::role("auditor"))),
+        )
+        // The scope, and a multi-factor login (RFC 9470): a token without
+        // `acr` = MFA gets 401 `insufficient_user_authentication` with
+        // `acr_values`, so the client can ask for a stronger login.
+        .route(
+            "/items/export",
+            get(export_items).route_layer(Require::new(
+                Requirement::scopes_all(["items:read"]).and(Requirement::acr([MFA])),
+            )),
+        )
         // Outside the guards: it authenticates, they authorize.
         .layer(gate.layer())
         .with_state(items);
@@ -154,7 +193,8 @@ pub(crate) fn install_metrics() -> Result<PrometheusHandle, Box<dyn std::error::
 /// the in-process test issuer when `TOKENGATE_ISSUER` is unset.
 pub(crate) async fn gate_from_env()
 -> Result<(TokenGate, Option<TestIssuer>), Box<dyn std::error::Error>> {
-    let mut builder = TokenGateBuilder::from_env("TOKENGATE_")?;
+    let mut builder =
+        TokenGateBuilder::from_env("TOKENGATE_")?.roles_from(RoleSource::keycloak_realm());
     if std::env::var_os("TOKENGATE_RESOURCE").is_some() {
         builder = builder.scopes_supported(SCOPES);
     }
@@ -242,6 +282,32 @@ fn print_walkthrough(issuer: &TestIssuer, addr: SocketAddr) {
     );
     println!("# 204: admin\ncurl -i -X DELETE -H 'Authorization: Bearer {admin}' {base}/items/0\n");
     println!("# 401: a tampered token\ncurl -i -H 'Authorization: Bearer {reader}x' {base}/me\n");
+    let auditor = issuer
+        .token()
+        .subject("auditor")
+        .scope("items:read")
+        .claim("realm_access", json!({ "roles": ["auditor"] }))
+        .expires_in(3600)
+        .sign();
+    println!(
+        "# 200: the realm role auditor\ncurl -i -H 'Authorization: Bearer {auditor}' {base}/audit\n"
+    );
+    println!(
+        "# 403 insufficient_scope, no scope=: the reader is no auditor\ncurl -i -H 'Authorization: Bearer {reader}' {base}/audit\n"
+    );
+    println!(
+        "# 401 insufficient_user_authentication, acr_values: no multi-factor login\ncurl -i -H 'Authorization: Bearer {reader}' {base}/items/export\n"
+    );
+    let mfa = issuer
+        .token()
+        .subject("reader")
+        .scope("items:read")
+        .claim("acr", MFA)
+        .expires_in(3600)
+        .sign();
+    println!(
+        "# 200: items:read and acr {MFA}\ncurl -i -H 'Authorization: Bearer {mfa}' {base}/items/export\n"
+    );
     let opaque = issuer
         .token()
         .subject("service")

@@ -143,6 +143,67 @@ async fn resource_contract() {
         );
     }
 
+    // Roles and step-up: /audit needs the realm role `auditor`, and
+    // /items/export `items:read` and a multi-factor login.
+    let auditor = issuer
+        .token()
+        .scope("items:read")
+        .claim(
+            "realm_access",
+            json!({"roles": ["auditor", "offline_access"]}),
+        )
+        .sign();
+    let (status, _, body) = send(&app, "GET", "/audit", Some(&auditor)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&body).unwrap()["roles"],
+        json!(["auditor", "offline_access"])
+    );
+    let (status, headers, _) = send(&app, "GET", "/audit", Some(&reader)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let realm = format!("Bearer realm=\"{}\"", issuer.audience());
+    assert_eq!(
+        challenge(&headers),
+        format!(
+            "{realm}, error=\"insufficient_scope\", error_description=\"the token does not meet this resource's requirements\", resource_metadata=\"{METADATA}\""
+        )
+    );
+    let (status, headers, _) = send(&app, "GET", "/items/export", Some(&reader)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        challenge(&headers),
+        format!(
+            "{realm}, error=\"insufficient_user_authentication\", error_description=\"a stronger or more recent user authentication is required\", acr_values=\"urn:tokengate:mfa\", resource_metadata=\"{METADATA}\""
+        )
+    );
+    let other_acr = issuer
+        .token()
+        .scope("items:read")
+        .claim("acr", "urn:tokengate:pwd")
+        .sign();
+    assert_eq!(
+        send(&app, "GET", "/items/export", Some(&other_acr)).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let mfa = issuer
+        .token()
+        .scope("items:read")
+        .claim("acr", axum_api::MFA)
+        .sign();
+    assert_eq!(
+        send(&app, "GET", "/items/export", Some(&mfa)).await.0,
+        StatusCode::OK
+    );
+    // The scope is still required, step-up or not: the acr alone is a 403.
+    let mfa_only = issuer
+        .token()
+        .scope("other")
+        .claim("acr", axum_api::MFA)
+        .sign();
+    let (status, headers, _) = send(&app, "GET", "/items/export", Some(&mfa_only)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(challenge(&headers).contains("scope=\"items:read\""));
+
     // 2. An issuer of the operator's, no TOKENGATE_AUDIENCE: the resource is
     // the audience.
     let external = TestIssuer::start().await.unwrap();

@@ -506,6 +506,16 @@ impl Node {
                 for node in nodes.iter().filter(|n| !n.met(s)) {
                     node.needs(s, needs);
                 }
+                // A step-up challenge names every condition of the login at
+                // once, met or not: a client that asks for `max_age` alone
+                // could come back without the `acr`.
+                if needs.step_up {
+                    for node in nodes.iter() {
+                        if matches!(node, Node::Acr(_) | Node::AuthAge(_)) {
+                            node.needs(s, needs);
+                        }
+                    }
+                }
             }
             // Not met: no alternative is. The first one says what to do.
             Node::Any(nodes) => nodes[0].needs(s, needs),
