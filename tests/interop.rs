@@ -356,3 +356,66 @@ async fn server_stopped_cached_keys_still_verify_uncached_opaque_is_503() {
     );
     assert_eq!(answer.headers["retry-after"], "5");
 }
+
+/// Requirements beyond scopes with oidc-provider's own tokens: the
+/// `cc-auditor` clients' tokens carry `roles` and a multi-factor `acr`
+/// (its `extraTokenClaims`), as a JWT and as an introspection answer;
+/// other clients' tokens are refused with the answers RFC 6750 and RFC 9470
+/// prescribe.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_and_a_step_up_acr_from_oidc_provider_tokens() {
+    use axum::routing::get;
+    use tokengate::{Require, Requirement, RoleSource};
+
+    let idp = shared();
+    let gate = gate_builder(idp)
+        .roles_from(RoleSource::claim("roles"))
+        .build()
+        .await
+        .expect("gate");
+    let app = axum::Router::new()
+        .route(
+            "/audit",
+            get(|| async { "audit log" }).route_layer(Require::new(Requirement::role("auditor"))),
+        )
+        .route(
+            "/export",
+            get(|| async { "export" }).route_layer(Require::new(
+                Requirement::scopes_all(["items:read"])
+                    .and(Requirement::acr(["urn:tokengate:mfa"]))
+                    .and(Requirement::max_auth_age(Duration::from_secs(300))),
+            )),
+        )
+        .layer(gate.layer());
+    let api = Api::serve_router(app).await;
+
+    for client in ["cc-auditor", "cc-auditor-opaque"] {
+        let token = idp.token(client, "items:read").await;
+        for path in ["/audit", "/export"] {
+            let answer = api.get(path, &token).await;
+            assert_eq!(
+                answer.status,
+                StatusCode::OK,
+                "{client} {path}: {:?}",
+                answer.challenge()
+            );
+        }
+    }
+    let auditor = idp.token("cc-auditor", "items:read").await;
+    assert_eq!(jwt_claims(&auditor)["roles"], json!(["auditor"]));
+
+    let plain = idp.token("cc-es256", "items:read").await;
+    let answer = api.get("/audit", &plain).await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN);
+    assert_eq!(answer.error_code().as_deref(), Some("insufficient_scope"));
+    assert!(!answer.challenge().unwrap().contains("scope="));
+    let answer = api.get("/export", &plain).await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    let challenge = answer.challenge().unwrap();
+    assert!(
+        challenge.contains("error=\"insufficient_user_authentication\"")
+            && challenge.contains("acr_values=\"urn:tokengate:mfa\"")
+            && challenge.contains("max_age=300"),
+        "{challenge}"
+    );
+}

@@ -786,11 +786,15 @@ pub struct Api {
 
 impl Api {
     pub async fn serve(gate: &TokenGate) -> Api {
+        Self::serve_router(common::app(gate)).await
+    }
+
+    /// `app`, served the same way.
+    pub async fn serve_router(app: axum::Router) -> Api {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local address");
-        let app = common::app(gate);
         tokio::spawn(async move { axum::serve(listener, app).await });
         Api {
             base: format!("http://{addr}"),
@@ -800,13 +804,18 @@ impl Api {
 
     /// `GET /me` with `Authorization: Bearer <token>`.
     pub async fn me(&self, token: &str) -> Answer {
+        self.get("/me", token).await
+    }
+
+    /// `GET path` with `Authorization: Bearer <token>`.
+    pub async fn get(&self, path: &str, token: &str) -> Answer {
         let response = self
             .client
-            .get(format!("{}/me", self.base))
+            .get(format!("{}{path}", self.base))
             .bearer_auth(token)
             .send()
             .await
-            .expect("GET /me");
+            .expect("GET");
         Answer {
             status: response.status(),
             headers: response.headers().clone(),

@@ -73,6 +73,9 @@ const POLICY = {
   'cc-eddsa': { format: 'jwt', alg: 'EdDSA', scopes: API_SCOPES },
   'cc-readonly': { format: 'jwt', alg: 'ES256', scopes: ['items:read'] },
   'cc-opaque': { format: 'opaque', scopes: API_SCOPES },
+  // Tokens that carry roles and a step-up `acr` (see extraTokenClaims).
+  'cc-auditor': { format: 'jwt', alg: 'ES256', scopes: API_SCOPES },
+  'cc-auditor-opaque': { format: 'opaque', scopes: API_SCOPES },
   app: { format: 'jwt', alg: APP_ALG, scopes: API_SCOPES },
   'app-opaque': { format: 'opaque', scopes: API_SCOPES },
 };
@@ -106,6 +109,8 @@ const clients = [
   ccClient('cc-eddsa'),
   ccClient('cc-readonly'),
   ccClient('cc-opaque'),
+  ccClient('cc-auditor'),
+  ccClient('cc-auditor-opaque'),
   publicApp('app'),
   publicApp('app-opaque'),
   {
@@ -169,6 +174,17 @@ function configuration() {
   return {
     clients,
     jwks,
+    // The auditor clients' access tokens carry a role and the RFC 9470
+    // claims of a multi-factor login: top-level claims in a JWT, top-level
+    // members of the introspection answer for an opaque token.
+    extraTokenClaims: async (ctx, token) => {
+      if (!String(token.clientId).startsWith('cc-auditor')) return undefined;
+      return {
+        roles: ['auditor'],
+        acr: 'urn:tokengate:mfa',
+        auth_time: Math.floor(Date.now() / 1000),
+      };
+    },
     scopes: ['openid', 'offline_access'],
     claims: { openid: ['sub'] },
     cookies: {
