@@ -232,6 +232,35 @@ pub use integrations::tonic;
 #[cfg(feature = "macros")]
 pub use tokengate_macros::require_scopes;
 
+/// `#[require(...)]` on an axum handler: the handler runs only for callers
+/// who meet every clause (scopes, roles, claims, the client, machine or
+/// user, token age, step-up; combined with `all`, `any`, `not`); others get
+/// the [`Requirement`]'s answer. Checked at compile time.
+///
+/// ```
+/// use tokengate::{Principal, require};
+///
+/// #[require(scopes("items:read"), role("auditor"), acr("urn:tokengate:mfa"))]
+/// async fn export(principal: Principal) -> String {
+///     format!("export for {}", principal.client_id().unwrap_or("-"))
+/// }
+///
+/// #[require(any(role("admin"), all(machine, client("billing"))), claim_equals("tenant.region", "eu"))]
+/// async fn settle() -> &'static str {
+///     "settled"
+/// }
+/// # let _: axum::Router = axum::Router::new()
+/// #     .route("/export", axum::routing::get(export))
+/// #     .route("/settle", axum::routing::post(settle));
+/// ```
+///
+/// ```compile_fail
+/// #[tokengate::require(scopes("two words"))]
+/// async fn bad() {}
+/// ```
+#[cfg(feature = "macros")]
+pub use tokengate_macros::require;
+
 pub use authority::discovery::DiscoveryError;
 pub use authority::fetch::FetchError;
 pub use authority::introspection::{

@@ -413,3 +413,90 @@ async fn every_clause_of_a_conjunction_is_needed() {
         );
     }
 }
+
+#[cfg(feature = "macros")]
+mod attribute {
+    use super::*;
+    use tokengate::require;
+
+    #[require(scopes("items:read"), role("auditor"))]
+    async fn audit(principal: Principal) -> String {
+        principal.roles().iter().collect::<Vec<_>>().join(" ")
+    }
+
+    #[require(
+        any(role("admin"), all(machine, client("billing"))),
+        acr("urn:tokengate:mfa")
+    )]
+    async fn settle() -> &'static str {
+        "settled"
+    }
+
+    /// `#[require]` guards a handler as the layer would, and answers the
+    /// same way.
+    #[tokio::test]
+    async fn the_attribute_guards_the_handler() {
+        let issuer = TestIssuer::start().await.unwrap();
+        let gate = builder(&issuer)
+            .roles_from(RoleSource::keycloak_realm())
+            .build()
+            .await
+            .unwrap();
+        let app = Router::new()
+            .route("/audit", get(audit))
+            .route("/settle", get(settle))
+            .layer(gate.layer());
+        let roles = |roles: serde_json::Value| json!({"roles": roles});
+        let auditor = issuer
+            .token()
+            .scope("items:read")
+            .claim("realm_access", roles(json!(["auditor"])))
+            .sign();
+        let answer = get_with(&app, "/audit", &auditor).await;
+        assert_eq!(answer.status, StatusCode::OK);
+        assert_eq!(answer.body, "auditor");
+        let reader = issuer.token().scope("items:read").sign();
+        assert_eq!(
+            get_with(&app, "/audit", &reader).await.status,
+            StatusCode::FORBIDDEN
+        );
+        let no_scope = issuer
+            .token()
+            .scope("other")
+            .claim("realm_access", roles(json!(["auditor"])))
+            .sign();
+        let answer = get_with(&app, "/audit", &no_scope).await;
+        assert!(
+            answer
+                .challenge()
+                .unwrap()
+                .ends_with("scope=\"items:read\"")
+        );
+
+        let billing = |acr: &str| {
+            issuer
+                .token()
+                .client_id("billing")
+                .subject("billing")
+                .claim("acr", acr)
+                .sign()
+        };
+        assert_eq!(
+            get_with(&app, "/settle", &billing("urn:tokengate:mfa"))
+                .await
+                .status,
+            StatusCode::OK
+        );
+        let answer = get_with(&app, "/settle", &billing("urn:tokengate:pwd")).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            answer.error_code().as_deref(),
+            Some("insufficient_user_authentication")
+        );
+        let user = issuer.token().claim("acr", "urn:tokengate:mfa").sign();
+        assert_eq!(
+            get_with(&app, "/settle", &user).await.status,
+            StatusCode::FORBIDDEN
+        );
+    }
+}
