@@ -148,7 +148,8 @@ use tower_service::Service;
 
 use crate::error::AuthError;
 use crate::principal::Principal;
-use crate::requirement::{ScopeRequirement, counted, missing_principal};
+use crate::requirement::hierarchy::{ScopeHierarchy, scopes_met};
+use crate::requirement::{ScopeRequirement, counted, hierarchy, missing_principal};
 use crate::response::{Wire, wire};
 use crate::scope::Scopes;
 use crate::verify::gate::respond;
@@ -404,6 +405,29 @@ impl<S> Layer<S> for McpScopes {
     }
 }
 
+/// The scopes a principal was granted, and the gate's hierarchy over them.
+#[derive(Clone, Copy)]
+struct Granted<'a> {
+    scopes: &'a Scopes,
+    hierarchy: Option<&'a ScopeHierarchy>,
+}
+
+impl<'a> Granted<'a> {
+    fn of(principal: &'a Principal, extensions: &'a http::Extensions) -> Self {
+        Granted {
+            scopes: principal.scopes(),
+            hierarchy: hierarchy(extensions),
+        }
+    }
+
+    fn has(&self, scope: &str) -> bool {
+        match self.hierarchy {
+            Some(h) => h.grants(self.scopes, scope),
+            None => self.scopes.contains(scope),
+        }
+    }
+}
+
 impl Config {
     fn tool(&self, name: &str) -> &McpRequirement {
         self.tools.get(name).unwrap_or(&self.unlisted_tools)
@@ -413,18 +437,26 @@ impl Config {
         self.methods.get(method).unwrap_or(&self.other_methods)
     }
 
-    fn satisfied(&self, need: &McpRequirement, granted: &Scopes) -> bool {
+    fn satisfied(&self, need: &McpRequirement, granted: Granted<'_>) -> bool {
         match need {
             McpRequirement::Authenticated => true,
-            McpRequirement::Scopes(r) => r.is_satisfied_by(granted),
+            McpRequirement::Scopes(r) => {
+                let (scopes, any) = r.parts();
+                scopes_met(granted.scopes, scopes, any, granted.hierarchy)
+            }
             McpRequirement::Strictest => {
-                !self.strictest.is_empty() && granted.contains_all(self.strictest.iter())
+                !self.strictest.is_empty() && self.strictest.iter().all(|s| granted.has(s))
             }
         }
     }
 
     /// Adds the scopes `need` stands for to `out`, once each.
-    fn name_into<'c>(&'c self, need: &'c McpRequirement, granted: &Scopes, out: &mut Vec<&'c str>) {
+    fn name_into<'c>(
+        &'c self,
+        need: &'c McpRequirement,
+        granted: Granted<'_>,
+        out: &mut Vec<&'c str>,
+    ) {
         let mut push = |s: &'c str| {
             if !out.contains(&s) {
                 out.push(s);
@@ -436,11 +468,7 @@ impl Config {
                 (scopes, true) => {
                     // One alternative: the one held (so the client keeps
                     // it), or the first, which clients should ask for.
-                    if let Some(s) = scopes
-                        .iter()
-                        .find(|s| granted.contains(s))
-                        .or(scopes.first())
-                    {
+                    if let Some(s) = scopes.iter().find(|s| granted.has(s)).or(scopes.first()) {
                         push(s);
                     }
                 }
@@ -469,7 +497,7 @@ impl Config {
 
     /// Whether a principal with `granted` may send `body`, and if not the
     /// error naming every scope the body needs.
-    fn decide(&self, body: &[u8], granted: &Scopes) -> Result<(), AuthError> {
+    fn decide(&self, body: &[u8], granted: Granted<'_>) -> Result<(), AuthError> {
         let mut ok = true;
         let classified = self.classify(body, &mut |need| ok &= self.satisfied(need, granted));
         if (classified && ok) || (!classified && self.satisfied(&STRICTEST, granted)) {
@@ -485,7 +513,7 @@ impl Config {
         Err(self.insufficient(names))
     }
 
-    fn decide_one(&self, need: &McpRequirement, granted: &Scopes) -> Result<(), AuthError> {
+    fn decide_one(&self, need: &McpRequirement, granted: Granted<'_>) -> Result<(), AuthError> {
         if self.satisfied(need, granted) {
             return Ok(());
         }
@@ -975,7 +1003,10 @@ where
         };
         let config = &self.config;
         if req.method() != Method::POST {
-            return match config.decide_one(&config.other_methods, principal.scopes()) {
+            return match config.decide_one(
+                &config.other_methods,
+                Granted::of(principal, req.extensions()),
+            ) {
                 Ok(()) => McpScopesFuture {
                     state: State::Call {
                         fut: self.inner.call(req),
@@ -1080,7 +1111,7 @@ where
                         Ok(collected) => {
                             let bytes = collected.to_bytes();
                             let verdict = match parts.extensions.get::<Principal>() {
-                                Some(p) => config.decide(&bytes, p.scopes()),
+                                Some(p) => config.decide(&bytes, Granted::of(p, &parts.extensions)),
                                 None => Err(missing_principal(&parts.extensions)),
                             };
                             match verdict {
@@ -1125,6 +1156,27 @@ where
 mod tests {
     use super::*;
 
+    fn bare(scopes: &Scopes) -> Granted<'_> {
+        Granted {
+            scopes,
+            hierarchy: None,
+        }
+    }
+
+    #[test]
+    fn a_hierarchy_grants_tools_and_the_challenge_names_the_tool_s_scope() {
+        let config = layer().config;
+        let h = ScopeHierarchy::new().implies("admin", ["x"]);
+        let granted = scopes("admin");
+        let with = Granted {
+            scopes: &granted,
+            hierarchy: Some(&h),
+        };
+        let call = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"either"}}"#;
+        assert!(config.decide(call, bare(&granted)).is_err());
+        assert!(config.decide(call, with).is_ok());
+    }
+
     fn scopes(s: &str) -> Scopes {
         Scopes::parse(s).unwrap()
     }
@@ -1141,7 +1193,7 @@ mod tests {
     fn required(body: &str, granted: &str) -> Result<(), String> {
         layer()
             .config
-            .decide(body.as_bytes(), &scopes(granted))
+            .decide(body.as_bytes(), bare(&scopes(granted)))
             .map_err(|e| match e {
                 AuthError::InsufficientScope { required } => required,
                 other => panic!("{other:?}"),
@@ -1182,7 +1234,11 @@ mod tests {
     #[test]
     fn nothing_named_anywhere_refuses_unclassifiable_bodies() {
         let config = McpScopes::new().config;
-        assert!(config.decide(b"{}", &scopes("a")).is_err());
-        assert!(config.decide(br#"{"method":"ping"}"#, &scopes("")).is_ok());
+        assert!(config.decide(b"{}", bare(&scopes("a"))).is_err());
+        assert!(
+            config
+                .decide(br#"{"method":"ping"}"#, bare(&scopes("")))
+                .is_ok()
+        );
     }
 }

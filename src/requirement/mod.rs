@@ -65,7 +65,7 @@ impl Guard for Requirement {
 }
 
 /// The scope hierarchy of the gate that ran, if it has one.
-fn hierarchy(extensions: &Extensions) -> Option<&ScopeHierarchy> {
+pub(crate) fn hierarchy(extensions: &Extensions) -> Option<&ScopeHierarchy> {
     extensions
         .get::<GateContext>()
         .and_then(|GateContext(gate)| gate.inner.hierarchy.as_ref())
