@@ -13,6 +13,9 @@
 //! | `TOKENGATE_RESOURCE` | this API's public URL, e.g. `http://127.0.0.1:3000` (no path): the RFC 9728 metadata is then served at `/.well-known/oauth-protected-resource`, every 401 and 403 names it, and it is the audience when `TOKENGATE_AUDIENCE` is unset |
 //! | `TOKENGATE_CLIENT_ID`, `TOKENGATE_CLIENT_SECRET` | this API's client at the (first) authorization server: opaque tokens are then introspected there (RFC 7662) |
 //! | `TOKENGATE_LISTEN` | listen address, default `127.0.0.1:3000` (the example's own) |
+//! | `TOKENGATE_DPOP` | `allowed` (default: Bearer and DPoP-bound tokens), `required` or `disabled` (RFC 9449) |
+//! | `TOKENGATE_PUBLIC_URL` | the origin clients use, which DPoP proofs name; default `http://<TOKENGATE_LISTEN>` |
+//! | `TOKENGATE_REDIS_URL` | a Redis server (`redis://127.0.0.1:6379`) for the DPoP replay store, shared by every instance; unset: in memory (the example's own) |
 //! | every other variable of `tokengate::ENV_VARIABLES` | read by `TokenGateBuilder::from_env("TOKENGATE_")`: `TOKENGATE_STRICT_RFC9068=true`, `TOKENGATE_LEEWAY=30s`, … (see the README's table); `<NAME>_FILE` for secrets |
 //!
 //! Routes: `GET /items` (`items:read`), `POST /items` (`items:write`),
@@ -195,6 +198,14 @@ pub(crate) async fn gate_from_env()
 -> Result<(TokenGate, Option<TestIssuer>), Box<dyn std::error::Error>> {
     let mut builder =
         TokenGateBuilder::from_env("TOKENGATE_")?.roles_from(RoleSource::keycloak_realm());
+    // DPoP proofs name the URL clients use: this server's, unless told.
+    if std::env::var_os("TOKENGATE_PUBLIC_URL").is_none() {
+        builder = builder.public_url(format!("http://{}", listen_addr()?));
+    }
+    if let Ok(url) = std::env::var("TOKENGATE_REDIS_URL") {
+        let store = tokengate::dpop::RedisReplayStore::connect(&url).await?;
+        builder = builder.dpop_replay_store(Arc::new(store));
+    }
     if std::env::var_os("TOKENGATE_RESOURCE").is_some() {
         builder = builder.scopes_supported(SCOPES);
     }
@@ -222,6 +233,13 @@ pub(crate) async fn gate_from_env()
     Ok((gate, Some(issuer)))
 }
 
+/// `TOKENGATE_LISTEN`, or the example's default.
+pub(crate) fn listen_addr() -> Result<SocketAddr, std::net::AddrParseError> {
+    std::env::var("TOKENGATE_LISTEN")
+        .unwrap_or_else(|_| "127.0.0.1:3000".into())
+        .parse()
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt()
@@ -231,9 +249,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let listen: SocketAddr = std::env::var("TOKENGATE_LISTEN")
-        .unwrap_or_else(|_| "127.0.0.1:3000".into())
-        .parse()?;
+    let listen = listen_addr()?;
 
     let metrics = install_metrics()?;
     // Keeps the in-process issuer alive while the server runs.

@@ -66,6 +66,11 @@ pub enum AuthError {
         /// seconds.
         max_age: Option<u64>,
     },
+    /// The DPoP proof (RFC 9449 §4.3) is missing, malformed, replayed or
+    /// does not match the request or the token (401 `invalid_dpop_proof`,
+    /// in a `DPoP` challenge).
+    #[error("invalid DPoP proof: {0}")]
+    InvalidDpopProof(InvalidDpopProof),
     /// The authorization server could not be reached and nothing usable is
     /// cached (503 with `Retry-After`).
     #[error("authorization server unavailable: {0}")]
@@ -86,6 +91,8 @@ pub enum InvalidRequest {
     /// The token contains characters outside RFC 6750's `b64token` syntax, or
     /// the header is not visible ASCII.
     Malformed,
+    /// More than one `DPoP` header (RFC 9449 §4.3: exactly one proof).
+    MultipleProofs,
 }
 
 /// The reasons for a 401 `invalid_token`. The text of each is what clients see
@@ -140,6 +147,44 @@ pub enum InvalidToken {
     /// ([`Requirement::issued_within`](crate::Requirement::issued_within)),
     /// or says not when: the client should get a fresh one.
     TooOld,
+    /// A bearer token where DPoP is [`Required`](crate::dpop::DpopMode::Required).
+    DpopRequired,
+}
+
+/// Why a DPoP proof was refused (RFC 9449 §4.3), each with a fixed text
+/// sent as the `error_description` of a `DPoP` challenge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum InvalidDpopProof {
+    /// `Authorization: DPoP` without a `DPoP` header.
+    Missing,
+    /// Longer than the configured maximum; refused before parsing.
+    TooLong,
+    /// Not a compact JWS of JSON objects, or a member of the wrong type.
+    Malformed,
+    /// `typ` is not `dpop+jwt`.
+    WrongType,
+    /// `alg` is not one of the accepted asymmetric algorithms.
+    UnsupportedAlgorithm,
+    /// `jwk` is missing, not a usable public key, or holds a private member.
+    BadKey,
+    /// The signature does not verify with the header's `jwk`.
+    BadSignature,
+    /// `jti`, `htm`, `htu`, `iat` or `ath` is missing.
+    MissingClaim,
+    /// `htm` is not the request's method.
+    WrongMethod,
+    /// `htu` is not the URL of this request.
+    WrongUrl,
+    /// `iat` is outside the accepted window.
+    Stale,
+    /// `ath` is not the hash of the access token.
+    WrongTokenHash,
+    /// The proof's key is not the one the token is bound to (`cnf.jkt`),
+    /// or the token is not bound to any.
+    KeyMismatch,
+    /// This proof was already used.
+    Replayed,
 }
 
 /// The reasons for a 503.
@@ -151,6 +196,9 @@ pub enum Unavailable {
     /// The introspection endpoint could not be reached or answered with an
     /// error, and nothing is cached for the token.
     Introspection,
+    /// The DPoP replay store (Redis, say) did not answer in time: a proof
+    /// that cannot be checked for replay is not accepted.
+    ReplayStore,
 }
 
 impl AuthError {
@@ -164,6 +212,7 @@ impl AuthError {
         match self {
             AuthError::MissingToken
             | AuthError::InvalidToken(_)
+            | AuthError::InvalidDpopProof(_)
             | AuthError::InsufficientUserAuthentication { .. } => StatusCode::UNAUTHORIZED,
             AuthError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             AuthError::InsufficientScope { .. } => StatusCode::FORBIDDEN,
@@ -182,6 +231,7 @@ impl AuthError {
             AuthError::MissingToken | AuthError::Unavailable(_) => None,
             AuthError::InvalidRequest(_) => Some("invalid_request"),
             AuthError::InvalidToken(_) => Some("invalid_token"),
+            AuthError::InvalidDpopProof(_) => Some("invalid_dpop_proof"),
             AuthError::InsufficientScope { .. } => Some("insufficient_scope"),
             AuthError::InsufficientUserAuthentication { .. } => {
                 Some("insufficient_user_authentication")
@@ -200,6 +250,7 @@ impl AuthError {
         match self {
             AuthError::MissingToken
             | AuthError::InvalidToken(_)
+            | AuthError::InvalidDpopProof(_)
             | AuthError::InsufficientUserAuthentication { .. } => 16,
             AuthError::InvalidRequest(_) => 3,
             AuthError::InsufficientScope { .. } => 7,
@@ -235,6 +286,23 @@ impl AuthError {
             AuthError::InsufficientUserAuthentication { .. } => "insufficient_user_authentication",
             AuthError::Unavailable(Unavailable::Keys) => "keys_unavailable",
             AuthError::Unavailable(Unavailable::Introspection) => "introspection_unavailable",
+            AuthError::Unavailable(Unavailable::ReplayStore) => "replay_store_unavailable",
+            AuthError::InvalidDpopProof(reason) => match reason {
+                InvalidDpopProof::Missing => "dpop_missing",
+                InvalidDpopProof::TooLong => "dpop_too_long",
+                InvalidDpopProof::Malformed => "dpop_malformed",
+                InvalidDpopProof::WrongType => "dpop_wrong_type",
+                InvalidDpopProof::UnsupportedAlgorithm => "dpop_unsupported_algorithm",
+                InvalidDpopProof::BadKey => "dpop_bad_key",
+                InvalidDpopProof::BadSignature => "dpop_bad_signature",
+                InvalidDpopProof::MissingClaim => "dpop_missing_claim",
+                InvalidDpopProof::WrongMethod => "dpop_wrong_method",
+                InvalidDpopProof::WrongUrl => "dpop_wrong_url",
+                InvalidDpopProof::Stale => "dpop_stale",
+                InvalidDpopProof::WrongTokenHash => "dpop_wrong_token_hash",
+                InvalidDpopProof::KeyMismatch => "dpop_key_mismatch",
+                InvalidDpopProof::Replayed => "dpop_replayed",
+            },
             AuthError::InvalidToken(reason) => match reason {
                 InvalidToken::TooLong => "too_long",
                 InvalidToken::NotAJwt => "not_a_jwt",
@@ -256,6 +324,7 @@ impl AuthError {
                 InvalidToken::NotAnAccessToken => "not_an_access_token",
                 InvalidToken::SenderConstrained => "sender_constrained",
                 InvalidToken::TooOld => "too_old",
+                InvalidToken::DpopRequired => "dpop_required",
             },
         }
     }
@@ -286,6 +355,11 @@ impl AuthError {
                 .iter()
                 .map(|r| AuthError::InvalidToken(*r)),
         )
+        .chain(
+            InvalidDpopProof::ALL
+                .iter()
+                .map(|r| AuthError::InvalidDpopProof(*r)),
+        )
     }
 
     pub(crate) fn description(&self) -> Option<&'static str> {
@@ -293,6 +367,7 @@ impl AuthError {
             AuthError::MissingToken => None,
             AuthError::InvalidRequest(r) => Some(r.text()),
             AuthError::InvalidToken(r) => Some(r.text()),
+            AuthError::InvalidDpopProof(r) => Some(r.text()),
             AuthError::InsufficientScope { required } if required.is_empty() => {
                 Some("the token does not meet this resource's requirements")
             }
@@ -334,6 +409,7 @@ static_text!(InvalidRequest {
     MultipleTokens => "more than one bearer token",
     EmptyToken => "empty bearer token",
     Malformed => "bearer token is not b64token syntax",
+    MultipleProofs => "more than one DPoP header",
 });
 static_text!(InvalidToken {
     TooLong => "the token is too long",
@@ -356,8 +432,26 @@ static_text!(InvalidToken {
     NotAnAccessToken => "the token is not an access token",
     SenderConstrained => "the token is sender-constrained and cannot be used as a bearer token",
     TooOld => "the token is too old for this resource",
+    DpopRequired => "this resource accepts DPoP-bound tokens only",
 });
 static_text!(Unavailable {
     Keys => "signing keys cannot be fetched",
     Introspection => "token introspection failed",
+    ReplayStore => "the DPoP replay store cannot be reached",
+});
+static_text!(InvalidDpopProof {
+    Missing => "the DPoP proof is missing",
+    TooLong => "the DPoP proof is too long",
+    Malformed => "the DPoP proof is malformed",
+    WrongType => "the DPoP proof is not of type dpop+jwt",
+    UnsupportedAlgorithm => "the DPoP proof's algorithm is not accepted",
+    BadKey => "the DPoP proof's key is not a usable public key",
+    BadSignature => "the DPoP proof's signature is invalid",
+    MissingClaim => "the DPoP proof lacks a required claim",
+    WrongMethod => "the DPoP proof is for another method",
+    WrongUrl => "the DPoP proof is for another URL",
+    Stale => "the DPoP proof is too old or from the future",
+    WrongTokenHash => "the DPoP proof is for another access token",
+    KeyMismatch => "the DPoP proof's key is not the one the token is bound to",
+    Replayed => "the DPoP proof was already used",
 });

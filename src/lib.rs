@@ -157,6 +157,7 @@
 mod authority;
 mod clock;
 mod config;
+pub mod dpop;
 mod error;
 mod http;
 mod integrations;
@@ -268,7 +269,7 @@ pub use authority::introspection::{
 };
 pub use authority::jwks::JwksHealth;
 pub use config::{BuildError, ENV_VARIABLES, EnvError, Issuer, TokenGateBuilder};
-pub use error::{AuthError, InvalidRequest, InvalidToken, Unavailable};
+pub use error::{AuthError, InvalidDpopProof, InvalidRequest, InvalidToken, Unavailable};
 pub use http::layer::{ResponseFuture, TokenGateLayer, TokenGateService};
 pub use http::metadata::MetadataService;
 pub use http::ready::ReadinessService;

@@ -87,6 +87,8 @@ struct Inner {
     scopes: Scopes,
     /// Read from the gate's role sources when the token was verified.
     roles: Roles,
+    /// `cnf.jkt`: the DPoP key the token is bound to.
+    jkt: Option<Box<str>>,
     expires_at: Option<u64>,
     issued_at: Option<u64>,
     source: TokenSource,
@@ -208,6 +210,7 @@ impl Principal {
             audiences: registered.aud.iter().map(str::to_owned).collect(),
             scopes: registered.scopes()?,
             roles,
+            jkt: registered.jkt().map(Box::from),
             expires_at: registered.exp,
             issued_at: registered.iat,
             source,
@@ -296,6 +299,19 @@ impl Principal {
     /// ```
     pub fn roles(&self) -> &Roles {
         &self.inner.roles
+    }
+
+    /// The RFC 7638 thumbprint of the key the token is bound to (`cnf.jkt`,
+    /// RFC 9449 §6): a DPoP-bound token, which the layer accepted only with
+    /// a proof signed by that key. `None` for a bearer token.
+    ///
+    /// ```
+    /// # use tokengate::{Principal, TokenSource};
+    /// # let p = Principal::from_claims(serde_json::Map::new(), TokenSource::Jwt).unwrap();
+    /// assert_eq!(p.dpop_thumbprint(), None);
+    /// ```
+    pub fn dpop_thumbprint(&self) -> Option<&str> {
+        self.inner.jkt.as_deref()
     }
 
     /// The token's unique id (`jti`).

@@ -285,9 +285,36 @@ fn grpc_default_message(err: &AuthError) -> &'static str {
     match err {
         AuthError::MissingToken | AuthError::InvalidToken(_) => "unauthenticated",
         AuthError::InsufficientUserAuthentication { .. } => "insufficient user authentication",
+        AuthError::InvalidDpopProof(_) => "invalid DPoP proof",
         AuthError::InvalidRequest(_) => "invalid authorization header",
         AuthError::InsufficientScope { .. } => "permission denied",
         AuthError::Unavailable(_) => "authorization server unavailable",
+    }
+}
+
+/// `Bearer realm="…", error=…` as `DPoP algs="…", realm="…", error=…`.
+pub(crate) fn dpop_challenge(bearer: &HeaderValue, algs: &str) -> HeaderValue {
+    let params = bearer
+        .to_str()
+        .ok()
+        .and_then(|b| b.strip_prefix("Bearer"))
+        .map(|rest| rest.trim_start())
+        .unwrap_or_default();
+    let value = if params.is_empty() {
+        format!("DPoP algs=\"{algs}\"")
+    } else {
+        format!("DPoP algs=\"{algs}\", {params}")
+    };
+    HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("DPoP"))
+}
+
+/// The `WWW-Authenticate` of `response` in the DPoP scheme (RFC 9449
+/// §7.1): for a request that presented its token with a proof.
+pub(crate) fn in_dpop_scheme<B>(response: &mut Response<B>, algs: &str) {
+    if let Some(bearer) = response.headers().get(header::WWW_AUTHENTICATE).cloned() {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, dpop_challenge(&bearer, algs));
     }
 }
 

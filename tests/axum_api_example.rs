@@ -19,7 +19,10 @@ use tower::ServiceExt;
 const RESOURCE: &str = "http://127.0.0.1:3000";
 const METADATA: &str = "http://127.0.0.1:3000/.well-known/oauth-protected-resource";
 
-const VARIABLES: [&str; 7] = [
+const VARIABLES: [&str; 10] = [
+    "TOKENGATE_DPOP",
+    "TOKENGATE_PUBLIC_URL",
+    "TOKENGATE_REDIS_URL",
     "TOKENGATE_STRICT_RFC9068",
     "TOKENGATE_ISSUER",
     "TOKENGATE_AUDIENCE",
@@ -204,6 +207,31 @@ async fn resource_contract() {
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert!(challenge(&headers).contains("scope=\"items:read\""));
 
+    // DPoP (allowed by default): a bound token with a proof naming the
+    // example's public URL, http://<TOKENGATE_LISTEN>.
+    let key = tokengate::testing::DpopKey::new(tokengate::Algorithm::ES256);
+    let bound = issuer.token().scope("items:read").dpop_bound(&key).sign();
+    let proof = key
+        .proof("GET", "http://127.0.0.1:3000/items")
+        .token(&bound)
+        .sign();
+    let response = app
+        .clone()
+        .oneshot(
+            Request::get("/items")
+                .header(header::AUTHORIZATION, format!("DPoP {bound}"))
+                .header("dpop", proof)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        send(&app, "GET", "/items", Some(&bound)).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+
     // 2. An issuer of the operator's, no TOKENGATE_AUDIENCE: the resource is
     // the audience.
     let external = TestIssuer::start().await.unwrap();
@@ -323,6 +351,18 @@ async fn resource_contract() {
     ]);
     let err = axum_api::gate_from_env().await.unwrap_err().to_string();
     assert!(err.contains("TOKENGATE_STRICT_RFC9068"), "{err}");
+
+    // TOKENGATE_DPOP=required: bearer tokens are refused, in the DPoP scheme.
+    environment(&[
+        ("TOKENGATE_ISSUER", &external.issuer()),
+        ("TOKENGATE_AUDIENCE", &external.audience()),
+        ("TOKENGATE_DPOP", "required"),
+    ]);
+    let (gate, _) = axum_api::gate_from_env().await.unwrap();
+    let app = axum_api::router(gate);
+    let (status, headers, _) = send(&app, "GET", "/items", Some(&for_other)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(challenge(&headers).starts_with("DPoP algs="));
 
     // 7. /metrics: the recorder installed before the gate is built counts
     // its requests, in the Prometheus text format, with no token in it.

@@ -62,6 +62,9 @@ fn every_variable_sets_its_setting() {
         ("CHALLENGE_SCOPE", "items:read"),
         ("RESOURCE_NAME", "Items"),
         ("METADATA_AT_ROOT", "true"),
+        ("DPOP", "required"),
+        ("DPOP_ALGORITHMS", "ES256 EdDSA"),
+        ("PUBLIC_URL", "https://api.example.com"),
     ])
     .unwrap();
     let by_hand = TokenGate::builder()
@@ -95,7 +98,10 @@ fn every_variable_sets_its_setting() {
         .scopes_supported(["items:read", "items:write"])
         .challenge_scope(["items:read"])
         .resource_name("Items")
-        .metadata_at_root(true);
+        .metadata_at_root(true)
+        .dpop(tokengate::dpop::DpopMode::Required)
+        .dpop_algorithms([Algorithm::ES256, Algorithm::EdDSA])
+        .public_url("https://api.example.com");
     same(&env, &by_hand);
     // Nothing set: the defaults.
     same(&from(&[]).unwrap(), &TokenGate::builder());
@@ -113,7 +119,7 @@ fn every_variable_sets_its_setting() {
             .jwks_uri("https://a.example/keys"),
     );
     // Every documented variable is one the loader reads.
-    assert_eq!(ENV_VARIABLES.len(), 32);
+    assert_eq!(ENV_VARIABLES.len(), 35);
 }
 
 #[test]

@@ -89,6 +89,7 @@ impl ClaimSettings {
             strict_rfc9068: self.strict_rfc9068,
             algorithms,
             roles: self.roles.clone().into(),
+            dpop: false,
         }
     }
 }
@@ -168,5 +169,96 @@ impl TokenGateBuilder {
         /// other parameter kept as it was), and the service's answers get
         /// `Cache-Control: private`.
         allow_query_token(allow: bool) => bearer.allow_query;
+    }
+}
+
+impl TokenGateBuilder {
+    /// Whether DPoP-bound tokens (RFC 9449) are accepted, and bearer tokens
+    /// still are: [`DpopMode::Allowed`](crate::dpop::DpopMode::Allowed) by
+    /// default. See [`tokengate::dpop`](crate::dpop).
+    ///
+    /// ```
+    /// use tokengate::dpop::DpopMode;
+    /// let builder = tokengate::TokenGate::builder().dpop(DpopMode::Required);
+    /// # drop(builder);
+    /// ```
+    pub fn dpop(mut self, mode: crate::dpop::DpopMode) -> Self {
+        self.dpop.mode = mode;
+        self
+    }
+
+    /// The algorithms DPoP proofs may be signed with (asymmetric only;
+    /// default ES256, ES384, EdDSA, PS256, RS256), as the `algs` of the
+    /// `DPoP` challenge lists them.
+    ///
+    /// ```
+    /// use tokengate::Algorithm;
+    /// let builder = tokengate::TokenGate::builder().dpop_algorithms([Algorithm::ES256, Algorithm::EdDSA]);
+    /// # drop(builder);
+    /// ```
+    pub fn dpop_algorithms(
+        mut self,
+        algorithms: impl IntoIterator<Item = crate::Algorithm>,
+    ) -> Self {
+        self.dpop.algorithms = algorithms.into_iter().collect();
+        self
+    }
+
+    /// How old a proof's `iat` may be (default 60 s) and how far ahead of
+    /// this server's clock (default 5 s). Replay entries live as long.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let builder = tokengate::TokenGate::builder().dpop_proof_window(Duration::from_secs(30), Duration::from_secs(2));
+    /// # drop(builder);
+    /// ```
+    pub fn dpop_proof_window(mut self, past: Duration, future: Duration) -> Self {
+        self.dpop.past = past;
+        self.dpop.future = future;
+        self
+    }
+
+    /// The longest `DPoP` header accepted (default 8 KiB), refused before
+    /// it is parsed.
+    ///
+    /// ```
+    /// let builder = tokengate::TokenGate::builder().dpop_max_proof_length(4096);
+    /// # drop(builder);
+    /// ```
+    pub fn dpop_max_proof_length(mut self, bytes: usize) -> Self {
+        self.dpop.max_proof_len = bytes;
+        self
+    }
+
+    /// Where seen proofs are remembered: by default in memory (a million
+    /// proofs at most); a fleet shares one, such as
+    /// `RedisReplayStore` (feature `redis`).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use tokengate::dpop::MemoryReplayStore;
+    /// let builder = tokengate::TokenGate::builder().dpop_replay_store(Arc::new(MemoryReplayStore::new(100_000)));
+    /// # drop(builder);
+    /// ```
+    pub fn dpop_replay_store(
+        mut self,
+        store: std::sync::Arc<dyn crate::dpop::ReplayStore>,
+    ) -> Self {
+        self.dpop.replay = Some(store);
+        self
+    }
+
+    /// The origin clients reach this service at (`https://api.example.com`;
+    /// a path is ignored): what a DPoP proof's `htu` must name. Defaults to
+    /// the [`resource`](Self::resource)'s origin; without either, the
+    /// request's `Host`. Set it behind a proxy or TLS terminator.
+    ///
+    /// ```
+    /// let builder = tokengate::TokenGate::builder().public_url("https://api.example.com");
+    /// # drop(builder);
+    /// ```
+    pub fn public_url(mut self, url: impl Into<String>) -> Self {
+        self.dpop.public_url = Some(url.into());
+        self
     }
 }

@@ -56,6 +56,12 @@ pub const ENV_VARIABLES: &[(&str, &str)] = &[
     ),
     ("RESOURCE_NAME", "the metadata's resource_name"),
     ("METADATA_AT_ROOT", "`true` or `false`"),
+    ("DPOP", "`allowed`, `required` or `disabled` (RFC 9449)"),
+    ("DPOP_ALGORITHMS", "JWS algorithms DPoP proofs may use"),
+    (
+        "PUBLIC_URL",
+        "the origin clients use, which DPoP proofs name",
+    ),
 ];
 
 /// Why [`TokenGateBuilder::from_env`] refused the environment: every
@@ -405,6 +411,20 @@ impl TokenGateBuilder {
         }
         if let Some(on) = env.parsed("METADATA_AT_ROOT", boolean) {
             b = b.metadata_at_root(on);
+        }
+        if let Some(mode) = env.parsed("DPOP", |s| match s {
+            "allowed" => Ok(crate::dpop::DpopMode::Allowed),
+            "required" => Ok(crate::dpop::DpopMode::Required),
+            "disabled" => Ok(crate::dpop::DpopMode::Disabled),
+            _ => Err("must be allowed, required or disabled".to_owned()),
+        }) {
+            b = b.dpop(mode);
+        }
+        if let Some(algs) = env.parsed("DPOP_ALGORITHMS", algorithms) {
+            b = b.dpop_algorithms(algs);
+        }
+        if let Some(url) = env.get("PUBLIC_URL") {
+            b = b.public_url(url.trim());
         }
         if env.problems.is_empty() {
             Ok(b)

@@ -124,6 +124,7 @@ pub struct TokenGateBuilder {
     http: http::HttpSettings,
     answers: answers::AnswerSettings,
     resource: resource::ResourceSettings,
+    dpop: crate::dpop::DpopSettings,
 }
 
 impl Default for TokenGateBuilder {
@@ -140,6 +141,7 @@ impl Default for TokenGateBuilder {
             http: http::HttpSettings::default(),
             answers: answers::AnswerSettings::default(),
             resource: resource::ResourceSettings::default(),
+            dpop: crate::dpop::DpopSettings::default(),
         }
     }
 }
@@ -182,6 +184,10 @@ impl TokenGateBuilder {
             self.claims.audiences.push(resource.clone());
         }
         self.claims.check(&self.bearer)?;
+        let dpop = self
+            .dpop
+            .build(resource.as_deref())
+            .map_err(BuildError::InvalidConfig)?;
         if self
             .issuers
             .iter()
@@ -254,6 +260,7 @@ impl TokenGateBuilder {
                 _ => None,
             };
             let mut rules = self.claims.rules(issuer.issuer.clone(), allowed);
+            rules.dpop = dpop.is_some();
             if !issuer.audiences.is_empty() {
                 rules.audiences = issuer.audiences.clone();
             }
@@ -291,6 +298,7 @@ impl TokenGateBuilder {
                 responder,
                 metadata,
                 hierarchy: self.claims.hierarchy.clone(),
+                dpop,
             }),
         };
         #[cfg(feature = "metrics")]

@@ -18,10 +18,11 @@ use tower_layer::Layer;
 use tower_service::Service;
 use tracing::Instrument;
 
+use crate::dpop::{self, Dpop, DpopMode, Presentation};
 use crate::error::AuthError;
 use crate::observe::{self, Outcome};
 use crate::principal::Principal;
-use crate::response::{Wire, wire};
+use crate::response::{Wire, dpop_challenge, wire};
 use crate::token::bearer;
 use crate::verify::gate::{GateContext, TokenGate};
 use crate::verify::verifier::{Pending, Step};
@@ -189,9 +190,29 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        let gate = &self.gate.inner.verifier;
         let wire = wire(&req);
         let span = observe::authenticate_span();
+        if let Some(dpop) = &self.gate.inner.dpop {
+            let max_len = self.gate.inner.verifier.bearer.max_token_len;
+            match dpop::dpop_request(req.headers(), max_len) {
+                Ok(None) => {}
+                Ok(Some(request)) => {
+                    let (token, proof) =
+                        (request.token.to_owned(), request.proof.as_bytes().to_vec());
+                    let dpop = dpop.clone();
+                    return self.dpop_path(req, token, proof, dpop, wire, span);
+                }
+                Err(e) => {
+                    observe::authenticated(
+                        &span,
+                        &self.gate.inner.verifier.metrics,
+                        Outcome::Refused(&e),
+                    );
+                    return ResponseFuture::reject(reject(&self.gate, &e, wire, Scheme::Dpop));
+                }
+            }
+        }
+        let gate = &self.gate.inner.verifier;
         let fast = span.in_scope(|| match gate.extract(req.headers(), req.uri()) {
             Err(e) => Ok(Err(e)),
             Ok(token) => match gate.verify_now(&token) {
@@ -200,7 +221,7 @@ where
             },
         });
         let result = match fast {
-            Ok(result) => result,
+            Ok(result) => self.gate.inner.as_bearer(result),
             Err((token, pending)) => {
                 return match take_query_token(&mut req, &self.gate) {
                     Ok(private) => self.slow_path(req, token, pending, wire, private, span),
@@ -210,7 +231,7 @@ where
                             &self.gate.inner.verifier.metrics,
                             Outcome::Refused(&e),
                         );
-                        ResponseFuture::reject(reject(&self.gate, &e, wire))
+                        ResponseFuture::reject(reject(&self.gate, &e, wire, Scheme::Bearer))
                     }
                 };
             }
@@ -223,7 +244,7 @@ where
                         &self.gate.inner.verifier.metrics,
                         Outcome::Accepted(&principal),
                     );
-                    attach(&mut req, principal, &self.gate);
+                    attach(&mut req, principal, &self.gate, Scheme::Bearer);
                     // `self.inner` is the service `poll_ready` readied: call it.
                     ResponseFuture::call(self.inner.call(req), private)
                 }
@@ -233,7 +254,7 @@ where
                         &self.gate.inner.verifier.metrics,
                         Outcome::Refused(&e),
                     );
-                    ResponseFuture::reject(reject(&self.gate, &e, wire))
+                    ResponseFuture::reject(reject(&self.gate, &e, wire, Scheme::Bearer))
                 }
             },
             Err(AuthError::MissingToken) if self.optional => {
@@ -251,7 +272,7 @@ where
                     &self.gate.inner.verifier.metrics,
                     Outcome::Refused(&e),
                 );
-                ResponseFuture::reject(reject(&self.gate, &e, wire))
+                ResponseFuture::reject(reject(&self.gate, &e, wire, Scheme::Bearer))
             }
         }
     }
@@ -272,6 +293,59 @@ impl<S> TokenGateService<S> {
     where
         S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
     {
+        let gate = self.gate.clone();
+        let verification = async move {
+            gate.inner
+                .as_bearer(gate.inner.verifier.finish(&token, pending).await)
+        };
+        self.deferred(req, verification, wire, private, Scheme::Bearer, span)
+    }
+
+    /// `Authorization: DPoP`: the token as always (its caches included),
+    /// then the proof, whose replay check may need I/O: all in one boxed
+    /// future.
+    fn dpop_path<ReqBody, ResBody>(
+        &mut self,
+        req: Request<ReqBody>,
+        token: String,
+        proof: Vec<u8>,
+        dpop: Dpop,
+        wire: Wire,
+        span: tracing::Span,
+    ) -> ResponseFuture<S, ReqBody>
+    where
+        S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+    {
+        let htu = dpop.htu(req.uri(), req.headers());
+        let method = req.method().clone();
+        let gate = self.gate.clone();
+        let verification = async move {
+            let verifier = &gate.inner.verifier;
+            let principal = match verifier.verify_now(&token) {
+                Step::Done(result) => result?,
+                Step::Pending(pending) => verifier.finish(&token, pending).await?,
+            };
+            dpop.check(&proof, &method, htu.as_ref(), &token, &principal)
+                .await?;
+            Ok(principal)
+        };
+        self.deferred(req, verification, wire, false, Scheme::Dpop, span)
+    }
+
+    /// Runs `verification` in a boxed future inside the request's span,
+    /// records how it ended, then calls the inner service.
+    fn deferred<ReqBody, ResBody>(
+        &mut self,
+        req: Request<ReqBody>,
+        verification: impl Future<Output = Result<Principal, AuthError>> + Send + 'static,
+        wire: Wire,
+        private: bool,
+        scheme: Scheme,
+        span: tracing::Span,
+    ) -> ResponseFuture<S, ReqBody>
+    where
+        S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+    {
         // The ready service goes into the future; `self` keeps a fresh
         // clone, which will be polled ready before its own use (tower's "be
         // careful when cloning inner services").
@@ -281,7 +355,7 @@ impl<S> TokenGateService<S> {
         let recorded = span.clone();
         let verification: Verification = Box::pin(
             async move {
-                let result = gate.inner.verifier.finish(&token, pending).await;
+                let result = verification.await;
                 observe::authenticated(
                     &recorded,
                     &gate.inner.verifier.metrics,
@@ -301,17 +375,29 @@ impl<S> TokenGateService<S> {
                 wire,
                 private,
                 gate: self.gate.clone(),
+                scheme,
             },
         }
     }
 }
 
+/// The scheme a request presented its token with: refusals answer in it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Scheme {
+    Bearer,
+    Dpop,
+}
+
 /// Puts the principal, and the gate for guards to answer with, in the
 /// request extensions.
-fn attach<B>(req: &mut Request<B>, principal: Principal, gate: &TokenGate) {
+fn attach<B>(req: &mut Request<B>, principal: Principal, gate: &TokenGate, scheme: Scheme) {
     let extensions = req.extensions_mut();
     extensions.insert(principal);
     extensions.insert(GateContext(gate.clone()));
+    extensions.insert(match scheme {
+        Scheme::Bearer => Presentation::Bearer,
+        Scheme::Dpop => Presentation::Dpop,
+    });
 }
 
 /// RFC 6750 §2.3 and §5.3, for a gate that takes query tokens: a token
@@ -371,9 +457,38 @@ fn mark_private<B>(response: &mut Response<B>) {
     headers.insert(header::CACHE_CONTROL, value);
 }
 
-fn reject<B: Default>(gate: &TokenGate, err: &AuthError, wire: Wire) -> Response<B> {
+fn reject<B: Default>(
+    gate: &TokenGate,
+    err: &AuthError,
+    wire: Wire,
+    scheme: Scheme,
+) -> Response<B> {
     tracing::debug!(target: "tokengate", reason = %err, status = err.status().as_u16(), "request rejected");
-    gate.inner.responder.response(err, wire)
+    let mut response = gate.inner.responder.response(err, wire);
+    let Some(dpop) = &gate.inner.dpop else {
+        return response;
+    };
+    // RFC 9449 §7.1: a 401 challenges in the scheme the client used; with
+    // no credentials, or a bearer token where DPoP is also accepted, in
+    // both (DPoP alone where it is required).
+    let headers = response.headers_mut();
+    let Some(bearer) = headers.get(header::WWW_AUTHENTICATE).cloned() else {
+        return response;
+    };
+    let in_dpop = dpop_challenge(&bearer, &dpop.algs);
+    let dpop_only = scheme == Scheme::Dpop || dpop.mode == DpopMode::Required;
+    if err.status() == http::StatusCode::UNAUTHORIZED || dpop_only {
+        if dpop_only {
+            headers.insert(header::WWW_AUTHENTICATE, in_dpop);
+        } else {
+            let bare = gate.inner.responder.challenge(&AuthError::MissingToken);
+            let bare = bare
+                .as_ref()
+                .map_or(bearer.clone(), |b| dpop_challenge(b, &dpop.algs));
+            headers.append(header::WWW_AUTHENTICATE, bare);
+        }
+    }
+    response
 }
 
 pin_project! {
@@ -401,6 +516,7 @@ pin_project! {
             wire: Wire,
             private: bool,
             gate: TokenGate,
+            scheme: Scheme,
         },
         // `private`: the token came in the URL (see `mark_private`).
         Call { #[pin] fut: S::Future, private: bool },
@@ -445,6 +561,7 @@ where
                     wire,
                     private,
                     gate,
+                    scheme,
                 } => {
                     let result = ready!(verification.as_mut().poll(cx));
                     let (mut req, mut inner) = pending
@@ -452,13 +569,13 @@ where
                         .expect("ResponseFuture polled after completion");
                     match result {
                         Ok(principal) => {
-                            attach(&mut req, principal, gate);
+                            attach(&mut req, principal, gate, *scheme);
                             let fut = inner.call(req);
                             let private = *private;
                             state.set(State::Call { fut, private });
                         }
                         Err(e) => {
-                            let response = reject(gate, &e, *wire);
+                            let response = reject(gate, &e, *wire, *scheme);
                             state.set(State::Reject { response: None });
                             return Poll::Ready(Ok(response));
                         }

@@ -49,7 +49,7 @@ use crate::error::AuthError;
 use crate::principal::Principal;
 use crate::requirement::{Guard, RequirementSet, ScopeSet, check_scopes, missing_principal};
 use crate::response::Wire;
-use crate::verify::gate::{GateContext, TokenGate, responder};
+use crate::verify::gate::{GateContext, TokenGate, dpop_algs, responder};
 
 /// Why an extractor refused the request; answers like the layer would
 /// (the gate's realm and error detail).
@@ -63,6 +63,8 @@ use crate::verify::gate::{GateContext, TokenGate, responder};
 pub struct AuthRejection {
     error: AuthError,
     context: Option<GateContext>,
+    /// The DPoP challenge's `algs`, for a request that used DPoP.
+    dpop_algs: Option<String>,
 }
 
 impl AuthRejection {
@@ -70,6 +72,7 @@ impl AuthRejection {
         AuthRejection {
             error,
             context: parts.extensions.get::<GateContext>().cloned(),
+            dpop_algs: dpop_algs(&parts.extensions).map(str::to_owned),
         }
     }
 
@@ -84,6 +87,7 @@ impl From<AuthError> for AuthRejection {
         AuthRejection {
             error,
             context: None,
+            dpop_algs: None,
         }
     }
 }
@@ -96,7 +100,11 @@ impl std::fmt::Debug for AuthRejection {
 
 impl IntoResponse for AuthRejection {
     fn into_response(self) -> Response {
-        responder(self.context.as_ref()).response(&self.error, Wire::Http)
+        let mut response = responder(self.context.as_ref()).response(&self.error, Wire::Http);
+        if let Some(algs) = &self.dpop_algs {
+            crate::response::in_dpop_scheme(&mut response, algs);
+        }
+        response
     }
 }
 

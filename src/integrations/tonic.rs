@@ -29,7 +29,7 @@ use crate::error::AuthError;
 use crate::principal::Principal;
 use crate::requirement::{Guard, RequirementSet, ScopeSet, check_scopes, missing_principal};
 use crate::response::Wire;
-use crate::verify::gate::{GateContext, responder};
+use crate::verify::gate::{GateContext, dpop_algs, responder};
 
 /// The principal of a request that went through the gate.
 ///
@@ -104,7 +104,15 @@ pub fn authorized<R: RequirementSet, T>(request: &Request<T>) -> Result<Principa
 /// layer sends, and the RFC 6750 challenge as `www-authenticate` metadata.
 fn status<T>(err: &AuthError, request: &Request<T>) -> Status {
     let context = request.extensions().get::<GateContext>();
-    let headers = responder(context).headers(err, Wire::GRPC);
+    let mut headers = responder(context).headers(err, Wire::GRPC);
+    if let Some(algs) = dpop_algs(request.extensions())
+        && let Some(bearer) = headers.get(http::header::WWW_AUTHENTICATE).cloned()
+    {
+        headers.insert(
+            http::header::WWW_AUTHENTICATE,
+            crate::response::dpop_challenge(&bearer, algs),
+        );
+    }
     let message = headers
         .get("grpc-message")
         .and_then(|v| v.to_str().ok())

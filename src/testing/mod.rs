@@ -33,6 +33,7 @@
 //! # Ok(()) }
 //! ```
 
+mod dpop;
 mod faults;
 mod keys;
 mod server;
@@ -49,6 +50,7 @@ use tokio::task::JoinHandle;
 
 use crate::keys::Algorithm;
 
+pub use dpop::{DpopKey, ProofBuilder};
 pub use faults::{Endpoint, Fault};
 use keys::TestKey;
 use state::{ClientCredential, Shared};

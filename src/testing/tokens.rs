@@ -86,6 +86,12 @@ impl<'a> TokenBuilder<'a> {
         self
     }
 
+    /// Binds the token to a DPoP key (RFC 9449 §6): `cnf.jkt` is its
+    /// thumbprint.
+    pub fn dpop_bound(self, key: &super::DpopKey) -> Self {
+        self.claim("cnf", serde_json::json!({ "jkt": key.thumbprint() }))
+    }
+
     /// Removes a claim.
     pub fn without_claim(mut self, name: &str) -> Self {
         self.claims.remove(name);

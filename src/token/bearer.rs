@@ -60,10 +60,23 @@ fn from_headers(headers: &HeaderMap, max_len: usize) -> Result<Option<&str>, Aut
 
 /// Parses one `Authorization` header value. `Ok(None)` means "another scheme".
 pub(crate) fn parse_authorization(value: &[u8], max_len: usize) -> Result<Option<&str>, AuthError> {
-    const SCHEME: &[u8] = b"bearer";
-    // "Bearer" + SP + token: anything longer than that is refused before it is
+    parse_credentials(value, max_len, b"bearer")
+}
+
+/// Parses `<scheme> <b64token>` (the scheme in lower case, compared
+/// case-insensitively): RFC 6750 §2.1, and RFC 9449 §7.1 for `DPoP`.
+/// `Ok(None)` means "another scheme".
+pub(crate) fn parse_credentials<'v>(
+    value: &'v [u8],
+    max_len: usize,
+    scheme: &[u8],
+) -> Result<Option<&'v str>, AuthError> {
+    let starts_with_scheme = |value: &[u8]| {
+        value.len() >= scheme.len() && value[..scheme.len()].eq_ignore_ascii_case(scheme)
+    };
+    // Scheme + SP + token: anything longer than that is refused before it is
     // looked at, whatever it holds.
-    if value.len() > max_len.saturating_add(SCHEME.len() + 1) {
+    if value.len() > max_len.saturating_add(scheme.len() + 1) {
         return if starts_with_scheme(value) {
             Err(AuthError::InvalidToken(InvalidToken::TooLong))
         } else {
@@ -73,7 +86,7 @@ pub(crate) fn parse_authorization(value: &[u8], max_len: usize) -> Result<Option
     if !starts_with_scheme(value) {
         return Ok(None);
     }
-    let rest = &value[SCHEME.len()..];
+    let rest = &value[scheme.len()..];
     // The scheme must be a whole word: "Bearerx" is another scheme.
     match rest.first() {
         None => return Err(AuthError::InvalidRequest(InvalidRequest::EmptyToken)),
@@ -100,10 +113,6 @@ pub(crate) fn parse_authorization(value: &[u8], max_len: usize) -> Result<Option
     std::str::from_utf8(token)
         .map(Some)
         .map_err(|_| AuthError::InvalidRequest(InvalidRequest::Malformed))
-}
-
-fn starts_with_scheme(value: &[u8]) -> bool {
-    value.len() >= 6 && value[..6].eq_ignore_ascii_case(b"bearer")
 }
 
 fn trim_spaces(mut s: &[u8]) -> &[u8] {

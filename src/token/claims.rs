@@ -43,6 +43,9 @@ pub(crate) struct ClaimRules {
     pub(crate) algorithms: AlgorithmSet,
     /// Where the principal's roles are read from (none: no roles).
     pub(crate) roles: std::sync::Arc<[RoleSource]>,
+    /// DPoP is not disabled: tokens bound to a DPoP key are accepted here
+    /// (their proof is the layer's to check).
+    pub(crate) dpop: bool,
 }
 
 /// A multi-tenant issuer: an identifier template with `{tenantid}` (Entra
@@ -118,6 +121,7 @@ impl ClaimRules {
             strict_rfc9068: false,
             algorithms: AlgorithmSet::ASYMMETRIC,
             roles: std::sync::Arc::new([]),
+            dpop: false,
         }
     }
 }
@@ -153,8 +157,8 @@ pub(crate) struct Registered<'a> {
     /// Entra's and Okta's scopes: a string or an array of strings.
     pub(crate) scp: Strings<'a>,
     /// RFC 7800 confirmation (present and not `null`): the token is bound
-    /// to a key.
-    pub(crate) cnf: bool,
+    /// to a key. Kept whole: it is small, and DPoP reads its `jkt`.
+    pub(crate) cnf: Option<Value>,
     /// Claims only an OpenID Connect ID token carries (`nonce`, `at_hash`,
     /// `c_hash`), present with any value. `auth_time` is not one: RFC 9068
     /// §2.2.1 allows it in access tokens.
@@ -254,7 +258,7 @@ impl<'de> Visitor<'de> for RegisteredVisitor {
                 }
                 "cnf" => {
                     once(14);
-                    r.cnf = map.next_value::<Option<Checked>>()?.is_some();
+                    r.cnf = map.next_value::<Option<Value>>()?;
                 }
                 "nonce" | "at_hash" | "c_hash" => {
                     map.next_value::<Checked>()?;
@@ -457,11 +461,27 @@ impl<'a> Registered<'a> {
     /// presented as a bearer token: RFC 9449 §7 (DPoP) and RFC 8705 §3
     /// (mTLS) require the resource server to check the binding, which a
     /// bearer-only server cannot.
-    pub(crate) fn check_not_sender_constrained(&self) -> Result<(), InvalidToken> {
-        if self.cnf {
-            Err(InvalidToken::SenderConstrained)
-        } else {
-            Ok(())
+    ///
+    /// With `dpop`, a binding to a DPoP key (`cnf` holding `jkt` alone,
+    /// RFC 9449 §6) is accepted here: the layer then requires the proof.
+    /// Any other binding (mTLS's `x5t#S256`, unknown members) is refused.
+    pub(crate) fn check_binding(&self, dpop: bool) -> Result<(), InvalidToken> {
+        match &self.cnf {
+            None => Ok(()),
+            Some(_) if dpop && self.jkt().is_some() => Ok(()),
+            Some(_) => Err(InvalidToken::SenderConstrained),
+        }
+    }
+
+    /// The RFC 7638 thumbprint of the DPoP key the token is bound to
+    /// (`cnf.jkt`), when `cnf` is exactly `{"jkt": "<thumbprint>"}`.
+    pub(crate) fn jkt(&self) -> Option<&str> {
+        match &self.cnf {
+            Some(Value::Object(cnf)) if cnf.len() == 1 => cnf
+                .get("jkt")
+                .and_then(Value::as_str)
+                .filter(|jkt| !jkt.is_empty() && jkt.len() <= 128),
+            _ => None,
         }
     }
 
@@ -766,7 +786,7 @@ mod tests {
         let r = Registered::parse(r#"{"sub":null,"aud":null,"cnf":null,"nonce":null}"#).unwrap();
         assert!(r.sub.is_none());
         assert!(matches!(r.aud, Strings::Null));
-        assert!(r.check_not_sender_constrained().is_ok());
+        assert!(r.check_binding(false).is_ok());
         assert!(r.has_id_token_claims());
         assert_eq!(
             r.check_audience(&["api".into()], false),

@@ -196,7 +196,7 @@ fn validate(claims: &Registered<'_>, rules: &ClaimRules, now: u64) -> Result<(),
     claims.check_times(true, rules.leeway_secs, now)?;
     claims.check_jwt_issuer(rules)?;
     claims.check_audience(&rules.audiences, true)?;
-    claims.check_not_sender_constrained()?;
+    claims.check_binding(rules.dpop)?;
     // An OpenID Connect ID token whose audience happens to be ours (a client
     // id that is also an API, common on Entra) is not an access token
     // (RFC 9068 §4, RFC 8725 §3.11). Outside strict mode `typ` cannot tell

@@ -8,7 +8,7 @@ use http::request::Parts;
 use http::{Extensions, Response};
 
 use crate::authority::jwks::JwksHealth;
-use crate::error::AuthError;
+use crate::error::{AuthError, InvalidToken};
 use crate::metadata::{Published, ResourceMetadata};
 use crate::principal::Principal;
 use crate::requirement::hierarchy::ScopeHierarchy;
@@ -70,8 +70,13 @@ impl TokenGate {
     /// Verifies a bearer token (without the `Bearer ` prefix) and returns its
     /// principal. For places the layer does not reach: WebSocket upgrades,
     /// message consumers, custom interceptors.
+    ///
+    /// A token bound to a DPoP key is refused here (it needs its proof,
+    /// which only the layer sees), and with DPoP
+    /// [`Required`](crate::dpop::DpopMode::Required) every token is.
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
-        self.inner.verifier.verify(token).await
+        self.inner
+            .as_bearer(self.inner.verifier.verify(token).await)
     }
 
     /// The principal the introspection answer `body` gives, as
@@ -85,7 +90,9 @@ impl TokenGate {
         let verifier = &self.inner.verifier;
         let authority = &verifier.authorities[verifier.introspecting];
         match &authority.introspector {
-            Some(introspector) => introspector.read_fetched(body, &authority.rules),
+            Some(introspector) => self
+                .inner
+                .as_bearer(introspector.read_fetched(body, &authority.rules)),
             None => Err(AuthError::InvalidToken(crate::error::InvalidToken::NotAJwt)),
         }
     }
@@ -101,7 +108,8 @@ impl TokenGate {
     /// # }
     /// ```
     pub async fn authenticate(&self, parts: &Parts) -> Result<Principal, AuthError> {
-        self.inner.verifier.authenticate(parts).await
+        self.inner
+            .as_bearer(self.inner.verifier.authenticate(parts).await)
     }
 
     /// The RFC 6750 response for `err`, as the layer would send it: the
@@ -371,6 +379,8 @@ pub(crate) struct Shared {
     pub(crate) metadata: Option<Published>,
     /// The scope implications the guards apply.
     pub(crate) hierarchy: Option<ScopeHierarchy>,
+    /// DPoP, unless disabled.
+    pub(crate) dpop: Option<crate::dpop::Dpop>,
 }
 
 /// Samples the gauges now and every [`SAMPLE_EVERY`](crate::observe)
@@ -392,6 +402,29 @@ pub(crate) fn sample_gauges(gate: &TokenGate) {
     });
 }
 
+impl Shared {
+    /// A principal whose token came as a bearer token: refused when the
+    /// token is bound to a key (RFC 9449 §7.2, RFC 8705 §3) or when DPoP is
+    /// required.
+    pub(crate) fn as_bearer(
+        &self,
+        verified: Result<Principal, AuthError>,
+    ) -> Result<Principal, AuthError> {
+        let principal = verified?;
+        if principal.dpop_thumbprint().is_some() {
+            return Err(AuthError::InvalidToken(InvalidToken::SenderConstrained));
+        }
+        if self
+            .dpop
+            .as_ref()
+            .is_some_and(|d| d.mode == crate::dpop::DpopMode::Required)
+        {
+            return Err(AuthError::InvalidToken(InvalidToken::DpopRequired));
+        }
+        Ok(principal)
+    }
+}
+
 /// What the gate leaves in the extensions besides the principal, so guards
 /// answer with the same realm and detail as the gate itself.
 #[derive(Clone)]
@@ -407,7 +440,23 @@ pub(crate) fn respond<B: Default>(
     err: &AuthError,
     wire: Wire,
 ) -> Response<B> {
-    responder(extensions.get::<GateContext>()).response(err, wire)
+    let mut response = responder(extensions.get::<GateContext>()).response(err, wire);
+    if let Some(algs) = dpop_algs(extensions) {
+        crate::response::in_dpop_scheme(&mut response, algs);
+    }
+    response
+}
+
+/// The `algs` of the gate's DPoP challenge, when the request presented its
+/// token with a DPoP proof: its refusals answer in that scheme.
+pub(crate) fn dpop_algs(extensions: &Extensions) -> Option<&str> {
+    match extensions.get::<crate::dpop::Presentation>() {
+        Some(crate::dpop::Presentation::Dpop) => extensions
+            .get::<GateContext>()
+            .and_then(|GateContext(gate)| gate.inner.dpop.as_ref())
+            .map(|d| d.algs.as_str()),
+        _ => None,
+    }
 }
 
 /// The responder of the gate that ran, or a default one.

@@ -144,7 +144,18 @@ fn challenge(response: &reqwest::Response) -> String {
         .iter()
         .map(|v| v.to_str().expect("ASCII challenge").to_owned())
         .collect();
-    assert_eq!(values.len(), 1, "one challenge: {values:?}");
+    // One Bearer challenge; a 401 adds the DPoP one (RFC 9449 §7.1: the
+    // gate also accepts DPoP-bound tokens), naming the same metadata.
+    assert!(values[0].starts_with("Bearer "), "{values:?}");
+    match values.as_slice() {
+        [_] => {}
+        [bearer, dpop] => {
+            assert!(dpop.starts_with("DPoP algs="), "{values:?}");
+            let metadata = |c: &str| c.split("resource_metadata=").nth(1).map(str::to_owned);
+            assert_eq!(metadata(dpop), metadata(bearer), "{values:?}");
+        }
+        _ => panic!("more challenges than Bearer and DPoP: {values:?}"),
+    }
     values.into_iter().next().unwrap()
 }
 

@@ -483,7 +483,10 @@ fn check_active(
     match &claims.token_type {
         None => {}
         Some(Value::String(t)) if is_access_token_type(t) => {}
-        // A DPoP-bound token (RFC 9449 §6.2) needs its proof checked.
+        // A DPoP-bound token (RFC 9449 §6.2) needs its proof checked: the
+        // layer does, when DPoP is enabled and the answer names the key.
+        Some(Value::String(t))
+            if t.eq_ignore_ascii_case("dpop") && rules.dpop && claims.jkt().is_some() => {}
         Some(Value::String(t)) if t.eq_ignore_ascii_case("dpop") => {
             return Err(InvalidToken::SenderConstrained);
         }
@@ -494,7 +497,7 @@ fn check_active(
     if claims.says_not_an_access_token() {
         return Err(InvalidToken::NotAnAccessToken);
     }
-    claims.check_not_sender_constrained()
+    claims.check_binding(rules.dpop)
 }
 
 /// RFC 7662 `token_type` names an RFC 6749 §7.1 access token type; servers

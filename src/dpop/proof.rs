@@ -1,0 +1,165 @@
+//! One DPoP proof (RFC 9449 §4.2) checked by every rule of §4.3, in the
+//! order that refuses garbage cheapest: the size, the header, the key, the
+//! signature, then the claims against the request and the token.
+
+use std::time::Duration;
+
+use aws_lc_rs::digest;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use http::Method;
+use jsonwebtoken::jwk::Jwk;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use url::Url;
+
+use crate::dpop::replay::ReplayKey;
+use crate::error::InvalidDpopProof as Why;
+use crate::keys::{AlgorithmSet, VerifyingKey};
+
+/// Private members of RSA, EC, OKP and symmetric JWKs (RFC 7518 §6).
+const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
+
+/// The longest `jti` accepted (RFC 9449 §4.2 asks for enough entropy, not
+/// for size; 96 bits of base64url is 16 characters).
+const MAX_JTI: usize = 256;
+
+/// What the rules are checked against.
+pub(crate) struct Expected<'a> {
+    pub(crate) method: &'a Method,
+    /// The URL the client used, without query or fragment.
+    pub(crate) htu: &'a Url,
+    /// The access token presented with the proof.
+    pub(crate) token: &'a str,
+    /// The token's `cnf.jkt`.
+    pub(crate) jkt: Option<&'a str>,
+    pub(crate) now: u64,
+}
+
+/// The proof rules a gate applies.
+#[derive(Debug, Clone)]
+pub(crate) struct ProofRules {
+    pub(crate) algorithms: AlgorithmSet,
+    pub(crate) max_len: usize,
+    /// How old `iat` may be, and how far in the future.
+    pub(crate) past: Duration,
+    pub(crate) future: Duration,
+}
+
+/// A proof that passed every rule: what its replay check needs.
+#[derive(Debug)]
+pub(crate) struct Accepted {
+    pub(crate) replay_key: ReplayKey,
+    /// How long the proof stays acceptable: its replay entry must outlive
+    /// that.
+    pub(crate) ttl: Duration,
+}
+
+#[derive(Deserialize)]
+struct Header {
+    typ: Option<String>,
+    alg: Option<String>,
+    jwk: Option<Map<String, Value>>,
+}
+
+#[derive(Deserialize)]
+struct Claims {
+    jti: Option<String>,
+    htm: Option<String>,
+    htu: Option<String>,
+    iat: Option<u64>,
+    ath: Option<String>,
+}
+
+/// Checks `proof` against `expected` under `rules`.
+pub(crate) fn check(
+    proof: &[u8],
+    rules: &ProofRules,
+    expected: &Expected<'_>,
+) -> Result<Accepted, Why> {
+    if proof.len() > rules.max_len {
+        return Err(Why::TooLong);
+    }
+    let proof = std::str::from_utf8(proof).map_err(|_| Why::Malformed)?;
+    let mut parts = proof.split('.');
+    let (Some(header_b64), Some(claims_b64), Some(sig_b64), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(Why::Malformed);
+    };
+    let decode = |part: &str| URL_SAFE_NO_PAD.decode(part).map_err(|_| Why::Malformed);
+    // Duplicate members are refused by the derived readers.
+    let header: Header =
+        serde_json::from_slice(&decode(header_b64)?).map_err(|_| Why::Malformed)?;
+    if header.typ.as_deref() != Some("dpop+jwt") {
+        return Err(Why::WrongType);
+    }
+    let alg = header
+        .alg
+        .as_deref()
+        .and_then(crate::keys::parse_alg)
+        .filter(|alg| rules.algorithms.contains(*alg))
+        .ok_or(Why::UnsupportedAlgorithm)?;
+    let jwk = header.jwk.ok_or(Why::BadKey)?;
+    if PRIVATE_MEMBERS.iter().any(|m| jwk.contains_key(*m)) {
+        return Err(Why::BadKey);
+    }
+    let jwk: Jwk = serde_json::from_value(Value::Object(jwk)).map_err(|_| Why::BadKey)?;
+    let key =
+        VerifyingKey::from_jwk(&jwk, AlgorithmSet::from_iter([alg])).map_err(|_| Why::BadKey)?;
+    let signature = decode(sig_b64)?;
+    let signed = &proof[..header_b64.len() + 1 + claims_b64.len()];
+    key.verify(alg, signed.as_bytes(), &signature)
+        .map_err(|_| Why::BadSignature)?;
+
+    let claims: Claims =
+        serde_json::from_slice(&decode(claims_b64)?).map_err(|_| Why::Malformed)?;
+    let (Some(jti), Some(htm), Some(htu), Some(iat), Some(ath)) =
+        (claims.jti, claims.htm, claims.htu, claims.iat, claims.ath)
+    else {
+        return Err(Why::MissingClaim);
+    };
+    if jti.is_empty() || jti.len() > MAX_JTI {
+        return Err(Why::Malformed);
+    }
+    if htm != expected.method.as_str() {
+        return Err(Why::WrongMethod);
+    }
+    let htu = Url::parse(&htu).map_err(|_| Why::WrongUrl)?;
+    if !same_url(&htu, expected.htu) {
+        return Err(Why::WrongUrl);
+    }
+    let (past, future) = (rules.past.as_secs(), rules.future.as_secs());
+    if iat > expected.now.saturating_add(future) || iat.saturating_add(past) < expected.now {
+        return Err(Why::Stale);
+    }
+    let token_hash =
+        URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, expected.token.as_bytes()));
+    if ath != token_hash {
+        return Err(Why::WrongTokenHash);
+    }
+    match expected.jkt {
+        Some(jkt) if jkt == key.thumbprint() => {}
+        _ => return Err(Why::KeyMismatch),
+    }
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    ctx.update(jti.as_bytes());
+    ctx.update(&[0]);
+    ctx.update(expected.htu.as_str().as_bytes());
+    let mut replay_key = [0u8; 32];
+    replay_key.copy_from_slice(ctx.finish().as_ref());
+    Ok(Accepted {
+        replay_key,
+        ttl: rules.past + rules.future + Duration::from_secs(1),
+    })
+}
+
+/// RFC 9449 §4.3 rule 9: the same URL after RFC 3986 §6.2.2 and §6.2.3
+/// normalisation (the parser lower-cases scheme and host, drops a default
+/// port, resolves dot segments), query and fragment ignored.
+fn same_url(got: &Url, expected: &Url) -> bool {
+    got.scheme() == expected.scheme()
+        && got.host() == expected.host()
+        && got.port_or_known_default() == expected.port_or_known_default()
+        && got.path() == expected.path()
+}

@@ -1,0 +1,434 @@
+//! DPoP (RFC 9449) through the layer on a real axum router: a bound token
+//! with a proof gets in, and each rule of §4.3 broken alone is refused
+//! with its own reason, in a `DPoP` challenge; replays, schemes, modes and
+//! the public URL.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::Extension;
+use axum::routing::get;
+use http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::json;
+use tokengate::dpop::{DpopMode, MemoryReplayStore, Presentation};
+use tokengate::testing::{
+    DpopKey, INTROSPECTION_CLIENT_ID, INTROSPECTION_CLIENT_SECRET, TestIssuer,
+};
+use tokengate::{Algorithm, Principal, TokenGate, TokenGateBuilder};
+use tower::ServiceExt;
+
+const HOST: &str = "api.tokengate.test";
+const URL: &str = "http://api.tokengate.test/items";
+
+fn app(gate: &TokenGate) -> Router {
+    Router::new()
+        .route(
+            "/items",
+            get(
+                |Extension(p): Extension<Principal>, Extension(how): Extension<Presentation>| async move {
+                    format!("{how:?} {}", p.dpop_thumbprint().unwrap_or("-"))
+                },
+            )
+            .post(|| async { "posted" }),
+        )
+        .layer(gate.layer())
+}
+
+struct Answer {
+    status: StatusCode,
+    challenges: Vec<String>,
+    body: String,
+}
+
+async fn send(app: &Router, method: &str, authorization: Option<&str>, proofs: &[&str]) -> Answer {
+    let mut request = Request::builder()
+        .method(method)
+        .uri("/items?page=2")
+        .header("host", HOST);
+    if let Some(authorization) = authorization {
+        request = request.header("authorization", authorization);
+    }
+    for proof in proofs {
+        request = request.header("dpop", *proof);
+    }
+    let response = app
+        .clone()
+        .oneshot(request.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let challenges = response
+        .headers()
+        .get_all("www-authenticate")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    Answer {
+        status,
+        challenges,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
+fn builder(issuer: &TestIssuer) -> TokenGateBuilder {
+    TokenGate::builder()
+        .issuer(issuer.issuer())
+        .audience(issuer.audience())
+}
+
+fn refused(answer: &Answer, description: &str) {
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{description}");
+    assert_eq!(answer.challenges.len(), 1, "{:?}", answer.challenges);
+    let challenge = &answer.challenges[0];
+    assert!(
+        challenge.starts_with("DPoP algs=\"ES256 ES384 EdDSA PS256 RS256\", realm="),
+        "{challenge}"
+    );
+    assert!(
+        challenge.contains(&format!("error_description=\"{description}\"")),
+        "{challenge}"
+    );
+}
+
+#[tokio::test]
+async fn a_bound_token_with_its_proof_gets_in_once_per_proof() {
+    let issuer = TestIssuer::start().await.unwrap();
+    let gate = builder(&issuer).build().await.unwrap();
+    let app = app(&gate);
+    for alg in [Algorithm::ES256, Algorithm::EdDSA] {
+        let key = DpopKey::new(alg);
+        let token = issuer.token().dpop_bound(&key).sign();
+        let auth = format!("DPoP {token}");
+        let proof = key.proof("GET", URL).token(&token).sign();
+        let answer = send(&app, "GET", Some(&auth), &[&proof]).await;
+        assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.challenges);
+        assert_eq!(answer.body, format!("Dpop {}", key.thumbprint()));
+        // The same proof again: a replay.
+        let answer = send(&app, "GET", Some(&auth), &[&proof]).await;
+        let description = "the DPoP proof was already used";
+        refused(&answer, description);
+        assert!(answer.challenges[0].contains("error=\"invalid_dpop_proof\""));
+        // A new proof for the same token: in, and the token came from the
+        // verified-token cache.
+        let again = key.proof("GET", URL).token(&token).sign();
+        assert_eq!(
+            send(&app, "GET", Some(&auth), &[&again]).await.status,
+            StatusCode::OK
+        );
+    }
+    assert_eq!(gate.cache_stats().verified_tokens, 2);
+    // A bearer token still works in the default mode.
+    let bearer = issuer.token().sign();
+    let answer = send(&app, "GET", Some(&format!("Bearer {bearer}")), &[]).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.body, "Bearer -");
+}
+
+#[tokio::test]
+async fn each_rule_of_section_4_3_broken_alone_is_refused() {
+    let issuer = TestIssuer::start().await.unwrap();
+    let gate = builder(&issuer).build().await.unwrap();
+    let app = app(&gate);
+    let key = DpopKey::new(Algorithm::ES256);
+    let other = DpopKey::new(Algorithm::ES256);
+    let token = issuer.token().dpop_bound(&key).sign();
+    let auth = format!("DPoP {token}");
+    let proof = || key.proof("GET", URL).token(&token);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let forged = {
+        // Signed by `other`, carrying `key`'s public key.
+        other
+            .proof("GET", URL)
+            .token(&token)
+            .header("jwk", key.jwk())
+            .sign()
+    };
+    let mut private = key.jwk();
+    private["d"] = json!("AAAA");
+    let cases: Vec<(String, &str)> = vec![
+        (
+            proof().header("typ", "JWT").sign(),
+            "the DPoP proof is not of type dpop+jwt",
+        ),
+        (
+            proof().without_header("typ").sign(),
+            "the DPoP proof is not of type dpop+jwt",
+        ),
+        (
+            proof().header("alg", "none").sign(),
+            "the DPoP proof's algorithm is not accepted",
+        ),
+        (
+            proof().header("alg", "HS256").sign(),
+            "the DPoP proof's algorithm is not accepted",
+        ),
+        (
+            proof().without_header("jwk").sign(),
+            "the DPoP proof's key is not a usable public key",
+        ),
+        (
+            proof().header("jwk", private).sign(),
+            "the DPoP proof's key is not a usable public key",
+        ),
+        (forged, "the DPoP proof's signature is invalid"),
+        (
+            key.proof("POST", URL).token(&token).sign(),
+            "the DPoP proof is for another method",
+        ),
+        (
+            key.proof("GET", "http://api.tokengate.test/other")
+                .token(&token)
+                .sign(),
+            "the DPoP proof is for another URL",
+        ),
+        (
+            key.proof("GET", "https://api.tokengate.test/items")
+                .token(&token)
+                .sign(),
+            "the DPoP proof is for another URL",
+        ),
+        (
+            key.proof("GET", "http://elsewhere.test/items")
+                .token(&token)
+                .sign(),
+            "the DPoP proof is for another URL",
+        ),
+        (
+            proof().claim("iat", now - 120).sign(),
+            "the DPoP proof is too old or from the future",
+        ),
+        (
+            proof().claim("iat", now + 60).sign(),
+            "the DPoP proof is too old or from the future",
+        ),
+        (
+            proof().without_claim("jti").sign(),
+            "the DPoP proof lacks a required claim",
+        ),
+        (
+            proof().without_claim("htm").sign(),
+            "the DPoP proof lacks a required claim",
+        ),
+        (
+            proof().without_claim("htu").sign(),
+            "the DPoP proof lacks a required claim",
+        ),
+        (
+            proof().without_claim("iat").sign(),
+            "the DPoP proof lacks a required claim",
+        ),
+        (
+            key.proof("GET", URL).sign(),
+            "the DPoP proof lacks a required claim",
+        ),
+        (
+            proof().claim("iat", "now").sign(),
+            "the DPoP proof is malformed",
+        ),
+        (
+            proof().claim("jti", "x".repeat(300)).sign(),
+            "the DPoP proof is malformed",
+        ),
+        (
+            key.proof("GET", URL).token("another-token").sign(),
+            "the DPoP proof is for another access token",
+        ),
+        (
+            other.proof("GET", URL).token(&token).sign(),
+            "the DPoP proof's key is not the one the token is bound to",
+        ),
+        ("not.a.jws".to_owned(), "the DPoP proof is malformed"),
+        (
+            proof().claim("pad", "x".repeat(9000)).sign(),
+            "the DPoP proof is too long",
+        ),
+    ];
+    for (bad, description) in &cases {
+        let answer = send(&app, "GET", Some(&auth), &[bad]).await;
+        refused(&answer, description);
+    }
+    // The URL rule ignores the query, default ports and the host's case.
+    for url in [
+        "http://api.tokengate.test/items?page=9",
+        "http://API.tokengate.test:80/items",
+        "http://api.tokengate.test/./items#frag",
+    ] {
+        let ok = key.proof("GET", url).token(&token).sign();
+        assert_eq!(
+            send(&app, "GET", Some(&auth), &[&ok]).await.status,
+            StatusCode::OK,
+            "{url}"
+        );
+    }
+    // No proof; two proofs.
+    refused(
+        &send(&app, "GET", Some(&auth), &[]).await,
+        "the DPoP proof is missing",
+    );
+    let (a, b) = (proof().sign(), proof().sign());
+    let answer = send(&app, "GET", Some(&auth), &[&a, &b]).await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    // An unbound token presented with a proof: no key to match.
+    let unbound = issuer.token().sign();
+    let p = key.proof("GET", URL).token(&unbound).sign();
+    refused(
+        &send(&app, "GET", Some(&format!("DPoP {unbound}")), &[&p]).await,
+        "the DPoP proof's key is not the one the token is bound to",
+    );
+}
+
+#[tokio::test]
+async fn bound_tokens_as_bearer_and_challenges_in_both_schemes() {
+    let issuer = TestIssuer::start().await.unwrap();
+    let gate = builder(&issuer).build().await.unwrap();
+    let app = app(&gate);
+    let key = DpopKey::new(Algorithm::ES256);
+    let bound = issuer.token().dpop_bound(&key).sign();
+    let realm = format!("realm=\"{}\"", issuer.audience());
+    let algs = "DPoP algs=\"ES256 ES384 EdDSA PS256 RS256\"";
+    // RFC 9449 §7.2: a bound token presented as a bearer token is refused.
+    let answer = send(&app, "GET", Some(&format!("Bearer {bound}")), &[]).await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    assert!(
+        answer.challenges[0].starts_with("Bearer ")
+            && answer.challenges[0].contains("invalid_token")
+    );
+    assert_eq!(answer.challenges[1], format!("{algs}, {realm}"));
+    // No credentials: both challenges.
+    let answer = send(&app, "GET", None, &[]).await;
+    assert_eq!(
+        answer.challenges,
+        [format!("Bearer {realm}"), format!("{algs}, {realm}")]
+    );
+}
+
+#[tokio::test]
+async fn required_and_disabled_modes() {
+    let issuer = TestIssuer::start().await.unwrap();
+    let key = DpopKey::new(Algorithm::EdDSA);
+    let bound = issuer.token().dpop_bound(&key).sign();
+    let bearer = issuer.token().sign();
+
+    let required = builder(&issuer)
+        .dpop(DpopMode::Required)
+        .build()
+        .await
+        .unwrap();
+    let router = app(&required);
+    let answer = send(&router, "GET", Some(&format!("Bearer {bearer}")), &[]).await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(answer.challenges.len(), 1);
+    assert!(
+        answer.challenges[0].starts_with("DPoP algs="),
+        "{:?}",
+        answer.challenges
+    );
+    assert!(answer.challenges[0].contains("this resource accepts DPoP-bound tokens only"));
+    let proof = key.proof("GET", URL).token(&bound).sign();
+    assert_eq!(
+        send(&router, "GET", Some(&format!("DPoP {bound}")), &[&proof])
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert!(required.verify(&bearer).await.is_err());
+
+    let disabled = builder(&issuer)
+        .dpop(DpopMode::Disabled)
+        .build()
+        .await
+        .unwrap();
+    let router = app(&disabled);
+    let answer = send(&router, "GET", Some(&format!("Bearer {bound}")), &[]).await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(answer.challenges.len(), 1);
+    assert!(answer.challenges[0].contains("sender-constrained"));
+    // The DPoP scheme is just another scheme there: no bearer token.
+    let answer = send(&router, "GET", Some(&format!("DPoP {bound}")), &[&proof]).await;
+    assert_eq!(
+        answer.challenges,
+        [format!("Bearer realm=\"{}\"", issuer.audience())]
+    );
+}
+
+#[tokio::test]
+async fn the_public_url_is_what_proofs_name_and_stores_are_pluggable() {
+    let issuer = TestIssuer::start().await.unwrap();
+    let gate = builder(&issuer)
+        .public_url("https://api.example.com/ignored/path")
+        .dpop_replay_store(Arc::new(MemoryReplayStore::new(10)))
+        .build()
+        .await
+        .unwrap();
+    let app = app(&gate);
+    let key = DpopKey::new(Algorithm::ES256);
+    let token = issuer.token().dpop_bound(&key).sign();
+    let auth = format!("DPoP {token}");
+    let public = key
+        .proof("GET", "https://api.example.com/items")
+        .token(&token)
+        .sign();
+    assert_eq!(
+        send(&app, "GET", Some(&auth), &[&public]).await.status,
+        StatusCode::OK
+    );
+    let by_host = key.proof("GET", URL).token(&token).sign();
+    refused(
+        &send(&app, "GET", Some(&auth), &[&by_host]).await,
+        "the DPoP proof is for another URL",
+    );
+}
+
+#[tokio::test]
+async fn introspected_tokens_are_bound_by_the_answer() {
+    let issuer = TestIssuer::start().await.unwrap();
+    let gate = builder(&issuer)
+        .introspection_credentials(INTROSPECTION_CLIENT_ID, INTROSPECTION_CLIENT_SECRET)
+        .build()
+        .await
+        .unwrap();
+    let app = app(&gate);
+    let key = DpopKey::new(Algorithm::ES256);
+    let opaque = issuer
+        .token()
+        .dpop_bound(&key)
+        .claim("token_type", "DPoP")
+        .opaque();
+    let proof = key.proof("GET", URL).token(&opaque).sign();
+    let answer = send(&app, "GET", Some(&format!("DPoP {opaque}")), &[&proof]).await;
+    assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.challenges);
+    assert_eq!(answer.body, format!("Dpop {}", key.thumbprint()));
+    let answer = send(&app, "GET", Some(&format!("Bearer {opaque}")), &[]).await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+}
+
+/// A guard's refusal of a DPoP request answers in the DPoP scheme too.
+#[tokio::test]
+async fn guards_answer_dpop_requests_in_the_dpop_scheme() {
+    let issuer = TestIssuer::start().await.unwrap();
+    let gate = builder(&issuer).build().await.unwrap();
+    let app = Router::new()
+        .route(
+            "/items",
+            get(|| async { "ok" }).route_layer(tokengate::RequireScopes::all(["items:write"])),
+        )
+        .layer(gate.layer());
+    let key = DpopKey::new(Algorithm::ES256);
+    let token = issuer.token().dpop_bound(&key).scope("items:read").sign();
+    let proof = key.proof("GET", URL).token(&token).sign();
+    let answer = send(&app, "GET", Some(&format!("DPoP {token}")), &[&proof]).await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN);
+    assert_eq!(answer.challenges.len(), 1);
+    assert!(
+        answer.challenges[0].starts_with("DPoP algs=")
+            && answer.challenges[0].ends_with("scope=\"items:write\""),
+        "{:?}",
+        answer.challenges
+    );
+}
