@@ -1,6 +1,7 @@
 //! `RedisReplayStore` against a real `redis-server`, started here on a free
 //! loopback port: once-only keys, a fleet sharing them, expiry, races, an
-//! outage and a hung server, and no password in what it prints.
+//! outage and a hung server, no password in what it prints; and a fleet:
+//! two gates sharing one Redis through a Redis outage.
 //!
 //! Needs the `redis-server` binary (Debian package `redis-server`); without
 //! it these tests fail, they do not skip.
@@ -439,4 +440,98 @@ async fn passwords_stay_out_of_debug_and_errors() {
     assert!(text.contains("could not connect to Redis"), "{text}");
     assert!(!text.contains("wrong-pw"), "{text}");
     assert!(!text.contains("default:"), "{text}");
+}
+
+/// The fleet: two gates (two replicas of a service) sharing one Redis. A
+/// proof used on one is refused on the other; Redis stopped: DPoP requests
+/// get 503 and bearer requests are still served; Redis back: DPoP is
+/// served again, without a restart.
+#[tokio::test]
+async fn two_replicas_share_proofs_and_survive_a_redis_outage() {
+    use std::sync::Arc;
+
+    use axum::body::Body;
+    use axum::routing::get;
+    use http::{Request, StatusCode};
+    use tokengate::testing::{DpopKey, TestIssuer};
+    use tokengate::{Algorithm, TokenGate};
+    use tower::ServiceExt;
+
+    let mut server = RedisServer::start(&[]);
+    let port = server.port;
+    let issuer = TestIssuer::start().await.unwrap();
+    let mut replicas = Vec::new();
+    for _ in 0..2 {
+        let store = RedisReplayStore::connect(&server.url()).await.unwrap();
+        let gate = TokenGate::builder()
+            .issuer(issuer.issuer())
+            .audience(issuer.audience())
+            .public_url("https://api.tokengate.test")
+            .dpop_replay_store(Arc::new(store))
+            .build()
+            .await
+            .unwrap();
+        replicas.push(
+            axum::Router::new()
+                .route("/items", get(|| async { "items" }))
+                .layer(gate.layer()),
+        );
+    }
+    let key = DpopKey::new(Algorithm::ES256);
+    let bound = issuer.token().dpop_bound(&key).sign();
+    let bearer = issuer.token().sign();
+    let url = "https://api.tokengate.test/items";
+    let send = |app: &axum::Router, auth: String, proof: Option<String>| {
+        let mut request = Request::get("/items").header("authorization", auth);
+        if let Some(proof) = proof {
+            request = request.header("dpop", proof);
+        }
+        let app = app.clone();
+        async move {
+            app.oneshot(request.body(Body::empty()).unwrap())
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    let dpop = || format!("DPoP {bound}");
+    let proof = key.proof("GET", url).token(&bound).sign();
+    assert_eq!(
+        send(&replicas[0], dpop(), Some(proof.clone())).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        send(&replicas[1], dpop(), Some(proof.clone())).await,
+        StatusCode::UNAUTHORIZED,
+        "a proof used on one replica is refused on the other"
+    );
+
+    server.stop();
+    let started = Instant::now();
+    let fresh = key.proof("GET", url).token(&bound).sign();
+    assert_eq!(
+        send(&replicas[1], dpop(), Some(fresh)).await,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        send(&replicas[0], format!("Bearer {bearer}"), None).await,
+        StatusCode::OK
+    );
+
+    let _server = RedisServer::start_on(port, &[]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let fresh = key.proof("GET", url).token(&bound).sign();
+        let status = send(&replicas[0], dpop(), Some(fresh)).await;
+        if status == StatusCode::OK {
+            break;
+        }
+        assert!(Instant::now() < deadline, "DPoP not served again: {status}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
