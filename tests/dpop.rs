@@ -432,3 +432,77 @@ async fn guards_answer_dpop_requests_in_the_dpop_scheme() {
         answer.challenges
     );
 }
+
+/// What the review of this code found, each pinned: a `Host` that is not a
+/// bare origin, two spellings of one URL, `typ` as a media type, `crit`,
+/// a query token beside DPoP, and a full replay store.
+#[tokio::test]
+async fn hosts_spellings_types_and_a_full_store() {
+    let issuer = TestIssuer::start().await.unwrap();
+    let gate = builder(&issuer)
+        .allow_query_token(true)
+        .dpop_replay_store(Arc::new(MemoryReplayStore::new(3)))
+        .build()
+        .await
+        .unwrap();
+    let app = app(&gate);
+    let key = DpopKey::new(Algorithm::ES256);
+    let token = issuer.token().dpop_bound(&key).sign();
+    let auth = format!("DPoP {token}");
+    let with_host = |host: &str, proof: &str, uri: &str| {
+        let request = Request::get(uri)
+            .header("host", host)
+            .header("authorization", auth.clone())
+            .header("dpop", proof)
+            .body(Body::empty())
+            .unwrap();
+        let app = app.clone();
+        async move { app.oneshot(request).await.unwrap().status() }
+    };
+    // A Host with a query (or userinfo) names no origin: refused, so one
+    // proof cannot be sent again under endless "different" URLs.
+    let proof = key.proof("GET", URL).token(&token).sign();
+    for host in ["api.tokengate.test?1", "u@api.tokengate.test"] {
+        assert_eq!(
+            with_host(host, &proof, "/items").await,
+            StatusCode::UNAUTHORIZED,
+            "{host}"
+        );
+    }
+    // Two spellings of one URL are one URL for replays.
+    assert_eq!(with_host(HOST, &proof, "/items").await, StatusCode::OK);
+    assert_eq!(
+        with_host("API.TOKENGATE.TEST:80", &proof, "/items").await,
+        StatusCode::UNAUTHORIZED
+    );
+    // `typ` is a media type; `crit` names an extension nobody understands.
+    let typed = key
+        .proof("GET", URL)
+        .token(&token)
+        .header("typ", "application/DPoP+JWT")
+        .sign();
+    assert_eq!(with_host(HOST, &typed, "/items").await, StatusCode::OK);
+    let crit = key
+        .proof("GET", URL)
+        .token(&token)
+        .header("crit", json!(["exp"]))
+        .sign();
+    refused(
+        &send(&app, "GET", Some(&auth), &[&crit]).await,
+        "the DPoP proof is malformed",
+    );
+    // One way to send the token: not also in the query.
+    let proof = key.proof("GET", URL).token(&token).sign();
+    assert_eq!(
+        with_host(HOST, &proof, &format!("/items?access_token={token}")).await,
+        StatusCode::BAD_REQUEST
+    );
+    // The store holds three proofs: the fourth is refused, not forgotten.
+    let proof = key.proof("GET", URL).token(&token).sign();
+    assert_eq!(with_host(HOST, &proof, "/items").await, StatusCode::OK);
+    let proof = key.proof("GET", URL).token(&token).sign();
+    assert_eq!(
+        with_host(HOST, &proof, "/items").await,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+}

@@ -170,7 +170,14 @@ impl DpopSettings {
             return Err("the DPoP proof length and window must be positive");
         }
         let origin = match self.public_url.as_deref().or(resource) {
-            None => None,
+            None => {
+                tracing::warn!(
+                    target: "tokengate::dpop",
+                    "DPoP proofs are checked against the Host of each request: set public_url(..) \
+                     (or a resource) so that a proof names this service's public origin"
+                );
+                None
+            }
             Some(url) => {
                 let mut url = Url::parse(url).map_err(|_| "the public URL is not a URL")?;
                 if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
@@ -235,8 +242,17 @@ pub(crate) fn dpop_request<'r>(
 }
 
 impl Dpop {
-    /// The URL a proof for this request must name.
-    pub(crate) fn htu(&self, uri: &Uri, headers: &HeaderMap) -> Option<Url> {
+    /// The longest proof accepted, refused before it is copied or parsed.
+    pub(crate) fn max_proof_len(&self) -> usize {
+        self.rules.max_len
+    }
+
+    /// The URL a proof for this request must name: the public origin and
+    /// `path` (the path the client sent, before any router rewrote it).
+    /// `None` when the request names no usable origin: a `Host` with
+    /// userinfo, a query, a fragment or a path would let one proof name
+    /// endless "different" URLs.
+    pub(crate) fn htu(&self, uri: &Uri, path: &str, headers: &HeaderMap) -> Option<Url> {
         let mut url = match &self.origin {
             Some(origin) => origin.clone(),
             None => {
@@ -245,10 +261,21 @@ impl Dpop {
                     Some(authority) => authority.as_str(),
                     None => headers.get(header::HOST)?.to_str().ok()?,
                 };
-                Url::parse(&format!("{scheme}://{host}")).ok()?
+                let url = Url::parse(&format!("{scheme}://{host}")).ok()?;
+                let bare = url.username().is_empty()
+                    && url.password().is_none()
+                    && url.query().is_none()
+                    && url.fragment().is_none()
+                    && url.path() == "/";
+                if !bare {
+                    return None;
+                }
+                url
             }
         };
-        url.set_path(uri.path());
+        url.set_path(path);
+        url.set_query(None);
+        url.set_fragment(None);
         Some(url)
     }
 

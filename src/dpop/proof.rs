@@ -60,6 +60,19 @@ struct Header {
     typ: Option<String>,
     alg: Option<String>,
     jwk: Option<Map<String, Value>>,
+    /// No extension is understood here: any `crit` refuses the proof
+    /// (RFC 7515 §4.1.11).
+    crit: Option<Value>,
+}
+
+/// RFC 7515 §4.1.9: `typ` is a media type, compared case-insensitively,
+/// with or without `application/`.
+fn is_dpop_type(typ: &str) -> bool {
+    let typ = match typ.get(..12) {
+        Some(prefix) if prefix.eq_ignore_ascii_case("application/") => &typ[12..],
+        _ => typ,
+    };
+    typ.eq_ignore_ascii_case("dpop+jwt")
 }
 
 #[derive(Deserialize)]
@@ -91,8 +104,11 @@ pub(crate) fn check(
     // Duplicate members are refused by the derived readers.
     let header: Header =
         serde_json::from_slice(&decode(header_b64)?).map_err(|_| Why::Malformed)?;
-    if header.typ.as_deref() != Some("dpop+jwt") {
+    if !header.typ.as_deref().is_some_and(is_dpop_type) {
         return Err(Why::WrongType);
+    }
+    if header.crit.is_some() {
+        return Err(Why::Malformed);
     }
     let alg = header
         .alg
@@ -107,6 +123,11 @@ pub(crate) fn check(
     let jwk: Jwk = serde_json::from_value(Value::Object(jwk)).map_err(|_| Why::BadKey)?;
     let key =
         VerifyingKey::from_jwk(&jwk, AlgorithmSet::from_iter([alg])).map_err(|_| Why::BadKey)?;
+    // The key the token is bound to, before the signature costs anything.
+    match expected.jkt {
+        Some(jkt) if jkt == key.thumbprint() => {}
+        _ => return Err(Why::KeyMismatch),
+    }
     let signature = decode(sig_b64)?;
     let signed = &proof[..header_b64.len() + 1 + claims_b64.len()];
     key.verify(alg, signed.as_bytes(), &signature)
@@ -138,19 +159,33 @@ pub(crate) fn check(
     if ath != token_hash {
         return Err(Why::WrongTokenHash);
     }
-    match expected.jkt {
-        Some(jkt) if jkt == key.thumbprint() => {}
-        _ => return Err(Why::KeyMismatch),
-    }
     let mut ctx = digest::Context::new(&digest::SHA256);
     ctx.update(jti.as_bytes());
-    ctx.update(&[0]);
-    ctx.update(expected.htu.as_str().as_bytes());
+    // The URL by its normalised parts: two spellings of one URL must not
+    // be two entries.
+    for part in [
+        expected.htu.scheme(),
+        expected.htu.host_str().unwrap_or_default(),
+        &expected
+            .htu
+            .port_or_known_default()
+            .unwrap_or(0)
+            .to_string(),
+        expected.htu.path(),
+    ] {
+        ctx.update(&[0]);
+        ctx.update(part.as_bytes());
+    }
     let mut replay_key = [0u8; 32];
     replay_key.copy_from_slice(ctx.finish().as_ref());
     Ok(Accepted {
         replay_key,
-        ttl: rules.past + rules.future + Duration::from_secs(1),
+        // The window, and as much again as a replica's clock may lag
+        // another's (RFC 9449 §11.1 asks for clock offsets to be counted).
+        ttl: rules
+            .past
+            .saturating_add(rules.future)
+            .saturating_add(rules.future.max(Duration::from_secs(5))),
     })
 }
 

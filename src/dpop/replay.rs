@@ -61,24 +61,37 @@ pub trait ReplayStore: Send + Sync + 'static {
 pub struct MemoryReplayStore {
     /// Each entry holds its own TTL, which the expiry policy reads.
     seen: moka::sync::Cache<ReplayKey, Duration>,
+    capacity: u64,
+    /// Entries inserted and not yet removed (moka's own count lags).
+    live: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl MemoryReplayStore {
     /// A store for at most `capacity` proofs at once (each entry is about
-    /// 100 bytes). When full, the least recently seen entries leave first,
-    /// which can let a very old replay through: size it above the number of
-    /// DPoP requests a window sees.
+    /// 100 bytes). When it is full, proofs are refused (503) rather than
+    /// forgotten early: size it above the number of DPoP requests a proof
+    /// window sees (the default store holds a million).
     ///
     /// ```
     /// let store = tokengate::dpop::MemoryReplayStore::new(100_000);
     /// # drop(store);
     /// ```
     pub fn new(capacity: u64) -> Self {
+        let live = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let removed = live.clone();
         MemoryReplayStore {
+            // LRU, not TinyLFU: a new key must always be admitted, or a
+            // proof could be reported new twice.
             seen: moka::sync::Cache::builder()
                 .max_capacity(capacity)
+                .eviction_policy(moka::policy::EvictionPolicy::lru())
                 .expire_after(OwnTtl)
+                .eviction_listener(move |_, _, _| {
+                    removed.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                })
                 .build(),
+            capacity,
+            live,
         }
     }
 }
@@ -86,7 +99,10 @@ impl MemoryReplayStore {
 impl std::fmt::Debug for MemoryReplayStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MemoryReplayStore")
-            .field("entries", &self.seen.entry_count())
+            .field(
+                "entries",
+                &self.live.load(std::sync::atomic::Ordering::Relaxed),
+            )
             .finish()
     }
 }
@@ -107,7 +123,18 @@ impl moka::Expiry<ReplayKey, Duration> for OwnTtl {
 
 impl ReplayStore for MemoryReplayStore {
     fn first_use(&self, key: ReplayKey, ttl: Duration) -> ReplayCheck {
+        use std::sync::atomic::Ordering::Relaxed;
+        if self.live.load(Relaxed) >= self.capacity {
+            // Full: an entry evicted before its window ends would let its
+            // proof through again. Fail closed.
+            return ReplayCheck::Done(Err(ReplayError::Unavailable(
+                "the in-memory replay store is full".to_owned(),
+            )));
+        }
         let entry = self.seen.entry(key).or_insert(ttl);
+        if entry.is_fresh() {
+            self.live.fetch_add(1, Relaxed);
+        }
         ReplayCheck::Done(Ok(entry.is_fresh()))
     }
 }

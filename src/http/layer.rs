@@ -19,7 +19,7 @@ use tower_service::Service;
 use tracing::Instrument;
 
 use crate::dpop::{self, Dpop, DpopMode, Presentation};
-use crate::error::AuthError;
+use crate::error::{AuthError, InvalidDpopProof, InvalidRequest};
 use crate::observe::{self, Outcome};
 use crate::principal::Principal;
 use crate::response::{Wire, dpop_challenge, wire};
@@ -197,6 +197,25 @@ where
             match dpop::dpop_request(req.headers(), max_len) {
                 Ok(None) => {}
                 Ok(Some(request)) => {
+                    // One way to send the token (RFC 6750 §2), and a proof
+                    // within its bound before it is copied.
+                    let refused = if request.proof.len() > dpop.max_proof_len() {
+                        Some(AuthError::InvalidDpopProof(InvalidDpopProof::TooLong))
+                    } else if self.gate.inner.verifier.bearer.allow_query
+                        && matches!(bearer::strip_query_token(req.uri()), Ok(Some(_)) | Err(_))
+                    {
+                        Some(AuthError::InvalidRequest(InvalidRequest::MultipleTokens))
+                    } else {
+                        None
+                    };
+                    if let Some(e) = refused {
+                        observe::authenticated(
+                            &span,
+                            &self.gate.inner.verifier.metrics,
+                            Outcome::Refused(&e),
+                        );
+                        return ResponseFuture::reject(reject(&self.gate, &e, wire, Scheme::Dpop));
+                    }
                     let (token, proof) =
                         (request.token.to_owned(), request.proof.as_bytes().to_vec());
                     let dpop = dpop.clone();
@@ -316,7 +335,15 @@ impl<S> TokenGateService<S> {
     where
         S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
     {
-        let htu = dpop.htu(req.uri(), req.headers());
+        // The path the client sent: a nesting router may have rewritten it.
+        #[cfg(feature = "axum")]
+        let path = req
+            .extensions()
+            .get::<axum::extract::OriginalUri>()
+            .map_or(req.uri().path(), |original| original.0.path());
+        #[cfg(not(feature = "axum"))]
+        let path = req.uri().path();
+        let htu = dpop.htu(req.uri(), path, req.headers());
         let method = req.method().clone();
         let gate = self.gate.clone();
         let verification = async move {
