@@ -57,6 +57,14 @@ pub struct ResourceMetadata {
     /// The resource's terms of service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource_tos_uri: Option<String>,
+    /// The JWS algorithms DPoP proofs may use (RFC 9728 §2, RFC 9449),
+    /// when DPoP is not disabled.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dpop_signing_alg_values_supported: Vec<String>,
+    /// Only DPoP-bound tokens are accepted (RFC 9728 §2), when DPoP is
+    /// required.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dpop_bound_access_tokens_required: bool,
 }
 
 /// The document as published: its JSON, serialized once, and where it lives.
@@ -294,6 +302,8 @@ mod tests {
             resource_documentation: None,
             resource_policy_uri: None,
             resource_tos_uri: None,
+            dpop_signing_alg_values_supported: Vec::new(),
+            dpop_bound_access_tokens_required: false,
         };
         let with_path = Published::new(document("https://h/mcp"), true);
         assert_eq!(

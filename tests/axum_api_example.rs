@@ -96,6 +96,7 @@ async fn resource_contract() {
             "authorization_servers": [issuer.issuer()],
             "scopes_supported": ["items:read", "items:write", "admin"],
             "bearer_methods_supported": ["header"],
+            "dpop_signing_alg_values_supported": ["ES256", "ES384", "EdDSA", "PS256", "RS256"],
         })
     );
     let reader = issuer.token().scope("items:read").sign();

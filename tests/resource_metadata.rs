@@ -133,8 +133,36 @@ async fn the_document_lists_what_is_set_and_omits_the_rest() {
             "resource": RESOURCE,
             "authorization_servers": [issuer.issuer()],
             "bearer_methods_supported": ["header"],
+            // DPoP is allowed by default: the algorithms proofs may use.
+            "dpop_signing_alg_values_supported": ["ES256", "ES384", "EdDSA", "PS256", "RS256"],
         })
     );
+    // Required: said so; disabled: nothing about DPoP.
+    for (mode, members) in [
+        (
+            tokengate::dpop::DpopMode::Required,
+            json!({"dpop_signing_alg_values_supported": ["ES256"], "dpop_bound_access_tokens_required": true}),
+        ),
+        (tokengate::dpop::DpopMode::Disabled, json!({})),
+    ] {
+        let gate = builder(&issuer)
+            .resource(RESOURCE)
+            .dpop(mode)
+            .dpop_algorithms([tokengate::Algorithm::ES256])
+            .build()
+            .await
+            .unwrap();
+        let mut expected = json!({
+            "resource": RESOURCE,
+            "authorization_servers": [issuer.issuer()],
+            "bearer_methods_supported": ["header"],
+        });
+        for (k, v) in members.as_object().unwrap() {
+            expected[k] = v.clone();
+        }
+        let json = serde_json::to_value(gate.resource_metadata().unwrap()).unwrap();
+        assert_eq!(json, expected, "{mode:?}");
+    }
 
     let full = builder(&issuer)
         .resource(RESOURCE)
@@ -160,6 +188,7 @@ async fn the_document_lists_what_is_set_and_omits_the_rest() {
             "resource_documentation": "https://docs.example.com/items",
             "resource_policy_uri": "https://example.com/privacy",
             "resource_tos_uri": "https://example.com/terms",
+            "dpop_signing_alg_values_supported": ["ES256", "ES384", "EdDSA", "PS256", "RS256"],
         })
     );
 

@@ -205,9 +205,12 @@ impl TokenGateBuilder {
             .filter(|i| !i.is_template())
             .map(|i| i.issuer.clone())
             .collect();
-        let metadata = self
-            .resource
-            .publish(resource, &identifiers, self.bearer.allow_query)?;
+        let metadata = self.resource.publish(
+            resource,
+            &identifiers,
+            self.bearer.allow_query,
+            dpop.as_ref(),
+        )?;
         let responder = self
             .answers
             .responder(&self.claims.audiences)?

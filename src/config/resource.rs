@@ -65,6 +65,7 @@ impl ResourceSettings {
         resource: Option<String>,
         issuers: &[String],
         query_tokens: bool,
+        dpop: Option<&crate::dpop::Dpop>,
     ) -> Result<Option<Published>, BuildError> {
         if !self.scopes_supported.iter().all(|s| is_scope_token(s)) {
             return Err(BuildError::InvalidConfig(
@@ -126,6 +127,11 @@ impl ResourceSettings {
             resource_documentation: self.documentation.clone(),
             resource_policy_uri: self.policy_uri.clone(),
             resource_tos_uri: self.tos_uri.clone(),
+            dpop_signing_alg_values_supported: dpop
+                .map(|d| d.algs.split(' ').map(str::to_owned).collect())
+                .unwrap_or_default(),
+            dpop_bound_access_tokens_required: dpop
+                .is_some_and(|d| d.mode == crate::dpop::DpopMode::Required),
         };
         Ok(Some(Published::new(document, self.at_root)))
     }

@@ -206,6 +206,7 @@ async fn the_metadata_and_the_challenges_are_what_the_spec_says() {
             "authorization_servers": [idp.issuer()],
             "scopes_supported": ["items:read", "items:write", "admin"],
             "bearer_methods_supported": ["header"],
+            "dpop_signing_alg_values_supported": ["ES256", "ES384", "EdDSA", "PS256", "RS256"],
             "resource_name": "tokengate MCP example",
         })
     );
