@@ -419,3 +419,56 @@ async fn a_role_and_a_step_up_acr_from_oidc_provider_tokens() {
         "{challenge}"
     );
 }
+
+/// DPoP with oidc-provider's own tokens: the client asks for a token with a
+/// proof (RFC 9449 §5), oidc-provider binds it (`token_type` DPoP,
+/// `cnf.jkt`, as a JWT and as an opaque token introspected), and the API
+/// takes it only with a fresh proof of the same key, once per proof.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dpop_bound_tokens_from_oidc_provider() {
+    use axum::routing::get;
+    use tokengate::Algorithm;
+    use tokengate::testing::DpopKey;
+
+    let idp = shared();
+    // No public URL: the proofs name the Host the client sends, the
+    // loopback address the API listens on.
+    let gate = gate_builder(idp).build().await.expect("gate");
+    let app = axum::Router::new()
+        .route("/items", get(|| async { "items" }))
+        .layer(gate.layer());
+    let api = Api::serve_router(app).await;
+    let url = format!("{}/items", api.base());
+
+    for (client, alg) in [
+        ("cc-es256", Algorithm::ES256),
+        ("cc-opaque", Algorithm::EdDSA),
+    ] {
+        let key = DpopKey::new(alg);
+        let answer = idp.dpop_token(client, "items:read", &key).await;
+        let json = answer.ok();
+        assert_eq!(json["token_type"], "DPoP", "{json}");
+        let token = json["access_token"].as_str().unwrap().to_owned();
+        if client == "cc-es256" {
+            assert_eq!(jwt_claims(&token)["cnf"]["jkt"], key.thumbprint());
+        }
+        let proof = key.proof("GET", &url).token(&token).sign();
+        let ok = api
+            .get_with("/items", &format!("DPoP {token}"), Some(&proof))
+            .await;
+        assert_eq!(ok.status, StatusCode::OK, "{client}: {:?}", ok.challenge());
+        // The same proof again, a bearer presentation, another key's proof.
+        let replay = api
+            .get_with("/items", &format!("DPoP {token}"), Some(&proof))
+            .await;
+        assert_eq!(replay.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(replay.error_code().as_deref(), Some("invalid_dpop_proof"));
+        let bearer = api.get("/items", &token).await;
+        assert_eq!(bearer.status, StatusCode::UNAUTHORIZED);
+        let other = DpopKey::new(alg).proof("GET", &url).token(&token).sign();
+        let stolen = api
+            .get_with("/items", &format!("DPoP {token}"), Some(&other))
+            .await;
+        assert_eq!(stolen.status, StatusCode::UNAUTHORIZED, "{client}");
+    }
+}

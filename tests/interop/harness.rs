@@ -329,6 +329,32 @@ impl Provider {
         TokenResponse::read(response, self).await
     }
 
+    /// A DPoP-bound client-credentials access token for [`AUDIENCE`]
+    /// (RFC 9449 §5): the token request carries a proof of `key`.
+    pub async fn dpop_token(
+        &self,
+        client_id: &str,
+        scope: &str,
+        key: &tokengate::testing::DpopKey,
+    ) -> TokenResponse {
+        let url = self.url("/token");
+        let proof = key.proof("POST", &url).sign();
+        let form = [
+            ("grant_type", "client_credentials"),
+            ("resource", AUDIENCE),
+            ("scope", scope),
+        ];
+        let response = http_client()
+            .post(url)
+            .basic_auth(client_id, Some(secret_of(client_id)))
+            .header("DPoP", proof)
+            .form(&form)
+            .send()
+            .await
+            .expect("POST /token");
+        TokenResponse::read(response, self).await
+    }
+
     /// A client-credentials access token for [`AUDIENCE`].
     pub async fn token(&self, client_id: &str, scope: &str) -> String {
         self.client_credentials(client_id, Some(scope), AUDIENCE)
@@ -807,15 +833,28 @@ impl Api {
         self.get("/me", token).await
     }
 
+    /// Where it listens: `http://127.0.0.1:<port>`.
+    #[allow(dead_code)]
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     /// `GET path` with `Authorization: Bearer <token>`.
     pub async fn get(&self, path: &str, token: &str) -> Answer {
-        let response = self
+        self.get_with(path, &format!("Bearer {token}"), None).await
+    }
+
+    /// `GET path` with this `Authorization` and, when given, a `DPoP`
+    /// header.
+    pub async fn get_with(&self, path: &str, authorization: &str, dpop: Option<&str>) -> Answer {
+        let mut request = self
             .client
             .get(format!("{}{path}", self.base))
-            .bearer_auth(token)
-            .send()
-            .await
-            .expect("GET");
+            .header("authorization", authorization);
+        if let Some(proof) = dpop {
+            request = request.header("dpop", proof);
+        }
+        let response = request.send().await.expect("GET");
         Answer {
             status: response.status(),
             headers: response.headers().clone(),
