@@ -10,15 +10,39 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::Method;
 use jsonwebtoken::jwk::Jwk;
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use url::Url;
 
 use crate::dpop::replay::ReplayKey;
 use crate::error::InvalidDpopProof as Why;
 use crate::keys::{AlgorithmSet, VerifyingKey};
 
-/// Private members of RSA, EC, OKP and symmetric JWKs (RFC 7518 §6).
-const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
+/// The private members of RSA, EC, OKP and symmetric JWKs (RFC 7518 §6),
+/// whatever their values; every other member is skipped unread.
+#[derive(Deserialize)]
+struct Private {
+    d: Option<serde::de::IgnoredAny>,
+    p: Option<serde::de::IgnoredAny>,
+    q: Option<serde::de::IgnoredAny>,
+    dp: Option<serde::de::IgnoredAny>,
+    dq: Option<serde::de::IgnoredAny>,
+    qi: Option<serde::de::IgnoredAny>,
+    oth: Option<serde::de::IgnoredAny>,
+    k: Option<serde::de::IgnoredAny>,
+}
+
+impl Private {
+    fn any(&self) -> bool {
+        self.d.is_some()
+            || self.p.is_some()
+            || self.q.is_some()
+            || self.dp.is_some()
+            || self.dq.is_some()
+            || self.qi.is_some()
+            || self.oth.is_some()
+            || self.k.is_some()
+    }
+}
 
 /// The longest `jti` accepted (RFC 9449 §4.2 asks for enough entropy, not
 /// for size; 96 bits of base64url is 16 characters).
@@ -59,7 +83,8 @@ pub(crate) struct Accepted {
 struct Header {
     typ: Option<String>,
     alg: Option<String>,
-    jwk: Option<Map<String, Value>>,
+    /// Kept as text: read once for private members, once as the key.
+    jwk: Option<Box<serde_json::value::RawValue>>,
     /// No extension is understood here: any `crit` refuses the proof
     /// (RFC 7515 §4.1.11).
     crit: Option<Value>,
@@ -117,10 +142,11 @@ pub(crate) fn check(
         .filter(|alg| rules.algorithms.contains(*alg))
         .ok_or(Why::UnsupportedAlgorithm)?;
     let jwk = header.jwk.ok_or(Why::BadKey)?;
-    if PRIVATE_MEMBERS.iter().any(|m| jwk.contains_key(*m)) {
+    let members: Private = serde_json::from_str(jwk.get()).map_err(|_| Why::BadKey)?;
+    if members.any() {
         return Err(Why::BadKey);
     }
-    let jwk: Jwk = serde_json::from_value(Value::Object(jwk)).map_err(|_| Why::BadKey)?;
+    let jwk: Jwk = serde_json::from_str(jwk.get()).map_err(|_| Why::BadKey)?;
     let key =
         VerifyingKey::from_jwk(&jwk, AlgorithmSet::from_iter([alg])).map_err(|_| Why::BadKey)?;
     // The key the token is bound to, before the signature costs anything.
