@@ -185,6 +185,10 @@ pub enum InvalidDpopProof {
     KeyMismatch,
     /// This proof was already used.
     Replayed,
+    /// The server requires a nonce (RFC 9449 §8) and the proof has none,
+    /// or a stale one: answered with `error="use_dpop_nonce"` and a fresh
+    /// nonce in `DPoP-Nonce`.
+    UseNonce,
 }
 
 /// The reasons for a 503.
@@ -231,6 +235,7 @@ impl AuthError {
             AuthError::MissingToken | AuthError::Unavailable(_) => None,
             AuthError::InvalidRequest(_) => Some("invalid_request"),
             AuthError::InvalidToken(_) => Some("invalid_token"),
+            AuthError::InvalidDpopProof(InvalidDpopProof::UseNonce) => Some("use_dpop_nonce"),
             AuthError::InvalidDpopProof(_) => Some("invalid_dpop_proof"),
             AuthError::InsufficientScope { .. } => Some("insufficient_scope"),
             AuthError::InsufficientUserAuthentication { .. } => {
@@ -302,6 +307,7 @@ impl AuthError {
                 InvalidDpopProof::WrongTokenHash => "dpop_wrong_token_hash",
                 InvalidDpopProof::KeyMismatch => "dpop_key_mismatch",
                 InvalidDpopProof::Replayed => "dpop_replayed",
+                InvalidDpopProof::UseNonce => "dpop_use_nonce",
             },
             AuthError::InvalidToken(reason) => match reason {
                 InvalidToken::TooLong => "too_long",
@@ -454,4 +460,5 @@ static_text!(InvalidDpopProof {
     WrongTokenHash => "the DPoP proof is for another access token",
     KeyMismatch => "the DPoP proof's key is not the one the token is bound to",
     Replayed => "the DPoP proof was already used",
+    UseNonce => "the DPoP proof needs the nonce in the DPoP-Nonce header",
 });

@@ -506,3 +506,71 @@ async fn hosts_spellings_types_and_a_full_store() {
         StatusCode::SERVICE_UNAVAILABLE
     );
 }
+
+/// Server nonces (RFC 9449 §8, §9): a proof without one gets
+/// `use_dpop_nonce` and a nonce in `DPoP-Nonce`; with it, in; another
+/// replica sharing the secret accepts it too; a forged one is refused.
+#[tokio::test]
+async fn nonces_are_handed_out_and_shared_by_replicas() {
+    let issuer = TestIssuer::start().await.unwrap();
+    let secret = [42u8; 32];
+    let replica = || async {
+        builder(&issuer)
+            .dpop_nonce(secret, std::time::Duration::from_secs(300))
+            .build()
+            .await
+            .unwrap()
+    };
+    let (one, two) = (app(&replica().await), app(&replica().await));
+    let key = DpopKey::new(Algorithm::EdDSA);
+    let token = issuer.token().dpop_bound(&key).sign();
+    let auth = format!("DPoP {token}");
+    let request = |proof: &str| {
+        Request::get("/items")
+            .header("host", HOST)
+            .header("authorization", auth.clone())
+            .header("dpop", proof)
+            .body(Body::empty())
+            .unwrap()
+    };
+    let without = key.proof("GET", URL).token(&token).sign();
+    let response = one.clone().oneshot(request(&without)).await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let challenge = response.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        challenge.contains("error=\"use_dpop_nonce\""),
+        "{challenge}"
+    );
+    let nonce = response.headers()["dpop-nonce"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    for app in [&one, &two] {
+        let proof = key
+            .proof("GET", URL)
+            .token(&token)
+            .claim("nonce", nonce.clone())
+            .sign();
+        let response = app.clone().oneshot(request(&proof)).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    let forged = key
+        .proof("GET", URL)
+        .token(&token)
+        .claim("nonce", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+        .sign();
+    let response = one.clone().oneshot(request(&forged)).await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert!(response.headers().contains_key("dpop-nonce"));
+    // A secret shorter than 32 bytes is a configuration error.
+    assert!(
+        builder(&issuer)
+            .dpop_nonce([1u8; 16], std::time::Duration::from_secs(300))
+            .build()
+            .await
+            .is_err()
+    );
+}

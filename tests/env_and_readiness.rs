@@ -65,6 +65,7 @@ fn every_variable_sets_its_setting() {
         ("DPOP", "required"),
         ("DPOP_ALGORITHMS", "ES256 EdDSA"),
         ("PUBLIC_URL", "https://api.example.com"),
+        ("DPOP_NONCE_SECRET", "0123456789abcdef0123456789abcdef"),
     ])
     .unwrap();
     let by_hand = TokenGate::builder()
@@ -101,7 +102,8 @@ fn every_variable_sets_its_setting() {
         .metadata_at_root(true)
         .dpop(tokengate::dpop::DpopMode::Required)
         .dpop_algorithms([Algorithm::ES256, Algorithm::EdDSA])
-        .public_url("https://api.example.com");
+        .public_url("https://api.example.com")
+        .dpop_nonce("0123456789abcdef0123456789abcdef", Duration::from_secs(300));
     same(&env, &by_hand);
     // Nothing set: the defaults.
     same(&from(&[]).unwrap(), &TokenGate::builder());
@@ -119,7 +121,7 @@ fn every_variable_sets_its_setting() {
             .jwks_uri("https://a.example/keys"),
     );
     // Every documented variable is one the loader reads.
-    assert_eq!(ENV_VARIABLES.len(), 35);
+    assert_eq!(ENV_VARIABLES.len(), 36);
 }
 
 #[test]

@@ -262,3 +262,23 @@ impl TokenGateBuilder {
         self
     }
 }
+
+impl TokenGateBuilder {
+    /// Requires a server-provided nonce in every DPoP proof (RFC 9449 §8):
+    /// a proof without one, or with a stale one, is refused with
+    /// `error="use_dpop_nonce"` and the nonce to use in `DPoP-Nonce`.
+    /// Nonces are an HMAC over a time step of `step` under `secret` (at
+    /// least 32 bytes, shared by every replica, so that each accepts the
+    /// others' nonces with no store); this step's and the previous one's
+    /// are accepted.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let builder = tokengate::TokenGate::builder().dpop_nonce(&[7u8; 32], Duration::from_secs(300));
+    /// # drop(builder);
+    /// ```
+    pub fn dpop_nonce(mut self, secret: impl AsRef<[u8]>, step: Duration) -> Self {
+        self.dpop.nonce = Some((secret.as_ref().to_vec(), step));
+        self
+    }
+}

@@ -62,6 +62,10 @@ pub const ENV_VARIABLES: &[(&str, &str)] = &[
         "PUBLIC_URL",
         "the origin clients use, which DPoP proofs name",
     ),
+    (
+        "DPOP_NONCE_SECRET",
+        "at least 32 bytes shared by the replicas: DPoP proofs then need a server nonce (5-minute steps)",
+    ),
 ];
 
 /// Why [`TokenGateBuilder::from_env`] refused the environment: every
@@ -425,6 +429,9 @@ impl TokenGateBuilder {
         }
         if let Some(url) = env.get("PUBLIC_URL") {
             b = b.public_url(url.trim());
+        }
+        if let Some(secret) = env.get("DPOP_NONCE_SECRET") {
+            b = b.dpop_nonce(secret.as_bytes(), std::time::Duration::from_secs(300));
         }
         if env.problems.is_empty() {
             Ok(b)

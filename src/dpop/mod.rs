@@ -23,9 +23,15 @@
 //! unless the request URI says otherwise. Behind a proxy or a TLS
 //! terminator, configure the public URL: `Host` is not what the client used.
 //!
-//! Not yet supported: server-provided nonces (RFC 9449 §8, §9) and
-//! reading `X-Forwarded-*` / `Forwarded` for the public URL.
+//! Server nonces (RFC 9449 §8, §9) are optional
+//! ([`TokenGateBuilder::dpop_nonce`](crate::TokenGateBuilder::dpop_nonce)):
+//! stateless, an HMAC over a time step under a secret the replicas share,
+//! handed out in `DPoP-Nonce` with a `use_dpop_nonce` refusal.
+//!
+//! Not yet supported: reading `X-Forwarded-*` / `Forwarded` for the public
+//! URL.
 
+pub(crate) mod nonce;
 mod proof;
 mod replay;
 
@@ -96,6 +102,7 @@ pub(crate) struct Dpop {
     /// The origin proofs must name (no path).
     origin: Option<Url>,
     replay: Arc<dyn ReplayStore>,
+    nonces: Option<nonce::Nonces>,
 }
 
 impl std::fmt::Debug for Dpop {
@@ -118,6 +125,8 @@ pub(crate) struct DpopSettings {
     pub(crate) max_proof_len: usize,
     pub(crate) public_url: Option<String>,
     pub(crate) replay: Option<Arc<dyn ReplayStore>>,
+    /// The nonce secret and time step, when nonces are required.
+    pub(crate) nonce: Option<(Vec<u8>, Duration)>,
 }
 
 impl Default for DpopSettings {
@@ -136,6 +145,7 @@ impl Default for DpopSettings {
             max_proof_len: 8 * 1024,
             public_url: None,
             replay: None,
+            nonce: None,
         }
     }
 }
@@ -146,6 +156,7 @@ impl std::fmt::Debug for DpopSettings {
             .field("mode", &self.mode)
             .field("algorithms", &self.algorithms)
             .field("public_url", &self.public_url)
+            .field("nonce", &self.nonce.as_ref().map(|(_, step)| step))
             .finish_non_exhaustive()
     }
 }
@@ -209,6 +220,10 @@ impl DpopSettings {
                 .replay
                 .clone()
                 .unwrap_or_else(|| Arc::new(MemoryReplayStore::new(1_000_000))),
+            nonces: match &self.nonce {
+                Some((secret, step)) => Some(nonce::Nonces::new(secret, *step)?),
+                None => None,
+            },
         }))
     }
 }
@@ -242,6 +257,11 @@ pub(crate) fn dpop_request<'r>(
 }
 
 impl Dpop {
+    /// The nonce a refused client should use, when nonces are required.
+    pub(crate) fn current_nonce(&self) -> Option<String> {
+        self.nonces.as_ref().map(|n| n.current(clock::unix_secs()))
+    }
+
     /// The longest proof accepted, refused before it is copied or parsed.
     pub(crate) fn max_proof_len(&self) -> usize {
         self.rules.max_len
@@ -296,6 +316,7 @@ impl Dpop {
             token,
             jkt: principal.dpop_thumbprint(),
             now: clock::unix_secs(),
+            nonces: self.nonces.as_ref(),
         };
         let accepted =
             proof::check(proof, &self.rules, &expected).map_err(AuthError::InvalidDpopProof)?;

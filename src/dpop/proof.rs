@@ -57,6 +57,8 @@ pub(crate) struct Expected<'a> {
     pub(crate) token: &'a str,
     /// The token's `cnf.jkt`.
     pub(crate) jkt: Option<&'a str>,
+    /// The server's nonces, when it requires one (RFC 9449 §8).
+    pub(crate) nonces: Option<&'a crate::dpop::nonce::Nonces>,
     pub(crate) now: u64,
 }
 
@@ -107,6 +109,7 @@ struct Claims {
     htu: Option<String>,
     iat: Option<u64>,
     ath: Option<String>,
+    nonce: Option<String>,
 }
 
 /// Checks `proof` against `expected` under `rules`.
@@ -179,6 +182,14 @@ pub(crate) fn check(
     let (past, future) = (rules.past.as_secs(), rules.future.as_secs());
     if iat > expected.now.saturating_add(future) || iat.saturating_add(past) < expected.now {
         return Err(Why::Stale);
+    }
+    if let Some(nonces) = expected.nonces
+        && !claims
+            .nonce
+            .as_deref()
+            .is_some_and(|n| nonces.accepts(n, expected.now))
+    {
+        return Err(Why::UseNonce);
     }
     let token_hash =
         URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, expected.token.as_bytes()));

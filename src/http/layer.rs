@@ -502,6 +502,13 @@ fn reject<B: Default>(
     let Some(bearer) = headers.get(header::WWW_AUTHENTICATE).cloned() else {
         return response;
     };
+    // RFC 9449 §9: a nonce refusal hands out the nonce to use.
+    if matches!(err, AuthError::InvalidDpopProof(InvalidDpopProof::UseNonce))
+        && let Some(nonce) = dpop.current_nonce()
+        && let Ok(nonce) = HeaderValue::from_str(&nonce)
+    {
+        headers.insert("dpop-nonce", nonce);
+    }
     let in_dpop = dpop_challenge(&bearer, &dpop.algs);
     let dpop_only = scheme == Scheme::Dpop || dpop.mode == DpopMode::Required;
     if err.status() == http::StatusCode::UNAUTHORIZED || dpop_only {
