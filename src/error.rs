@@ -149,6 +149,9 @@ pub enum InvalidToken {
     TooOld,
     /// A bearer token where DPoP is [`Required`](crate::dpop::DpopMode::Required).
     DpopRequired,
+    /// The token is bound to a client certificate (RFC 8705 §3) and the
+    /// request came with none, or with another.
+    CertificateMismatch,
 }
 
 /// Why a DPoP proof was refused (RFC 9449 §4.3), each with a fixed text
@@ -331,6 +334,7 @@ impl AuthError {
                 InvalidToken::SenderConstrained => "sender_constrained",
                 InvalidToken::TooOld => "too_old",
                 InvalidToken::DpopRequired => "dpop_required",
+                InvalidToken::CertificateMismatch => "certificate_mismatch",
             },
         }
     }
@@ -439,6 +443,7 @@ static_text!(InvalidToken {
     SenderConstrained => "the token is sender-constrained and cannot be used as a bearer token",
     TooOld => "the token is too old for this resource",
     DpopRequired => "this resource accepts DPoP-bound tokens only",
+    CertificateMismatch => "the token is bound to another client certificate",
 });
 static_text!(Unavailable {
     Keys => "signing keys cannot be fetched",

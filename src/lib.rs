@@ -163,6 +163,7 @@ mod http;
 mod integrations;
 mod keys;
 mod metadata;
+pub mod mtls;
 pub mod observe;
 mod principal;
 #[doc = include_str!("../docs/providers.md")]

@@ -89,6 +89,8 @@ struct Inner {
     roles: Roles,
     /// `cnf.jkt`: the DPoP key the token is bound to.
     jkt: Option<Box<str>>,
+    /// `cnf["x5t#S256"]`: the client certificate it is bound to.
+    x5t_s256: Option<Box<str>>,
     expires_at: Option<u64>,
     issued_at: Option<u64>,
     source: TokenSource,
@@ -211,6 +213,7 @@ impl Principal {
             scopes: registered.scopes()?,
             roles,
             jkt: registered.jkt().map(Box::from),
+            x5t_s256: registered.x5t_s256().map(Box::from),
             expires_at: registered.exp,
             issued_at: registered.iat,
             source,
@@ -312,6 +315,20 @@ impl Principal {
     /// ```
     pub fn dpop_thumbprint(&self) -> Option<&str> {
         self.inner.jkt.as_deref()
+    }
+
+    /// The base64url SHA-256 of the client certificate the token is bound
+    /// to (`cnf["x5t#S256"]`, RFC 8705 §3.1): the layer accepted it only on
+    /// a request whose [`ClientCertificate`](crate::mtls::ClientCertificate)
+    /// has that thumbprint. `None` for a token not bound to a certificate.
+    ///
+    /// ```
+    /// # use tokengate::{Principal, TokenSource};
+    /// # let p = Principal::from_claims(serde_json::Map::new(), TokenSource::Jwt).unwrap();
+    /// assert_eq!(p.certificate_thumbprint(), None);
+    /// ```
+    pub fn certificate_thumbprint(&self) -> Option<&str> {
+        self.inner.x5t_s256.as_deref()
     }
 
     /// The token's unique id (`jti`).

@@ -20,6 +20,7 @@ use tracing::Instrument;
 
 use crate::dpop::{self, Dpop, DpopMode, Presentation};
 use crate::error::{AuthError, InvalidDpopProof, InvalidRequest};
+use crate::mtls::ClientCertificate;
 use crate::observe::{self, Outcome};
 use crate::principal::Principal;
 use crate::response::{Wire, dpop_challenge, wire};
@@ -240,7 +241,7 @@ where
             },
         });
         let result = match fast {
-            Ok(result) => self.gate.inner.as_bearer(result),
+            Ok(result) => self.gate.inner.as_bearer(result, req.extensions().get()),
             Err((token, pending)) => {
                 return match take_query_token(&mut req, &self.gate) {
                     Ok(private) => self.slow_path(req, token, pending, wire, private, span),
@@ -313,9 +314,12 @@ impl<S> TokenGateService<S> {
         S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
     {
         let gate = self.gate.clone();
+        let certificate = req.extensions().get::<ClientCertificate>().cloned();
         let verification = async move {
-            gate.inner
-                .as_bearer(gate.inner.verifier.finish(&token, pending).await)
+            gate.inner.as_bearer(
+                gate.inner.verifier.finish(&token, pending).await,
+                certificate.as_ref(),
+            )
         };
         self.deferred(req, verification, wire, private, Scheme::Bearer, span)
     }

@@ -465,11 +465,28 @@ impl<'a> Registered<'a> {
     /// With `dpop`, a binding to a DPoP key (`cnf` holding `jkt` alone,
     /// RFC 9449 §6) is accepted here: the layer then requires the proof.
     /// Any other binding (mTLS's `x5t#S256`, unknown members) is refused.
+    ///
+    /// A binding to a client certificate (`cnf` holding `x5t#S256` alone,
+    /// RFC 8705 §3.1) is accepted here too: the layer then compares it with
+    /// the request's [`ClientCertificate`](crate::mtls::ClientCertificate).
     pub(crate) fn check_binding(&self, dpop: bool) -> Result<(), InvalidToken> {
         match &self.cnf {
             None => Ok(()),
             Some(_) if dpop && self.jkt().is_some() => Ok(()),
+            Some(_) if self.x5t_s256().is_some() => Ok(()),
             Some(_) => Err(InvalidToken::SenderConstrained),
+        }
+    }
+
+    /// The base64url SHA-256 of the client certificate the token is bound
+    /// to (`cnf["x5t#S256"]`, RFC 8705 §3.1), when `cnf` holds it alone.
+    pub(crate) fn x5t_s256(&self) -> Option<&str> {
+        match &self.cnf {
+            Some(Value::Object(cnf)) if cnf.len() == 1 => cnf
+                .get("x5t#S256")
+                .and_then(Value::as_str)
+                .filter(|t| t.len() == 43),
+            _ => None,
         }
     }
 

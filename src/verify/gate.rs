@@ -76,7 +76,7 @@ impl TokenGate {
     /// [`Required`](crate::dpop::DpopMode::Required) every token is.
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
         self.inner
-            .as_bearer(self.inner.verifier.verify(token).await)
+            .as_bearer(self.inner.verifier.verify(token).await, None)
     }
 
     /// The principal the introspection answer `body` gives, as
@@ -92,7 +92,7 @@ impl TokenGate {
         match &authority.introspector {
             Some(introspector) => self
                 .inner
-                .as_bearer(introspector.read_fetched(body, &authority.rules)),
+                .as_bearer(introspector.read_fetched(body, &authority.rules), None),
             None => Err(AuthError::InvalidToken(crate::error::InvalidToken::NotAJwt)),
         }
     }
@@ -108,8 +108,10 @@ impl TokenGate {
     /// # }
     /// ```
     pub async fn authenticate(&self, parts: &Parts) -> Result<Principal, AuthError> {
-        self.inner
-            .as_bearer(self.inner.verifier.authenticate(parts).await)
+        self.inner.as_bearer(
+            self.inner.verifier.authenticate(parts).await,
+            parts.extensions.get(),
+        )
     }
 
     /// The RFC 6750 response for `err`, as the layer would send it: the
@@ -406,13 +408,22 @@ impl Shared {
     /// A principal whose token came as a bearer token: refused when the
     /// token is bound to a key (RFC 9449 §7.2, RFC 8705 §3) or when DPoP is
     /// required.
+    ///
+    /// A token bound to a client certificate (RFC 8705 §3) needs the
+    /// request's `certificate`, with its thumbprint.
     pub(crate) fn as_bearer(
         &self,
         verified: Result<Principal, AuthError>,
+        certificate: Option<&crate::mtls::ClientCertificate>,
     ) -> Result<Principal, AuthError> {
         let principal = verified?;
         if principal.dpop_thumbprint().is_some() {
             return Err(AuthError::InvalidToken(InvalidToken::SenderConstrained));
+        }
+        if let Some(bound) = principal.certificate_thumbprint()
+            && certificate.is_none_or(|c| c.thumbprint() != bound)
+        {
+            return Err(AuthError::InvalidToken(InvalidToken::CertificateMismatch));
         }
         if self
             .dpop

@@ -1,0 +1,60 @@
+//! Certificate-bound access tokens (RFC 8705 §3): a token whose
+//! `cnf["x5t#S256"]` names the SHA-256 of a client certificate is accepted
+//! only on a request made over a TLS connection authenticated by that
+//! certificate.
+//!
+//! tokengate does not terminate TLS: the accept loop that does (tokio-rustls,
+//! a TLS-terminating proxy) puts the client's certificate in the request
+//! extensions as a [`ClientCertificate`], and the layer compares. A bound
+//! token without one, or with another certificate, is 401 `invalid_token`;
+//! so is a bound token given to [`TokenGate::verify`](crate::TokenGate::verify),
+//! which sees no connection.
+//!
+//! ```
+//! use tokengate::mtls::ClientCertificate;
+//!
+//! // In the accept loop, after the TLS handshake:
+//! # let der: Vec<u8> = vec![0x30, 0x00];
+//! let mut request = http::Request::new(());
+//! request.extensions_mut().insert(ClientCertificate::new(der));
+//! ```
+
+use aws_lc_rs::digest;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+/// The DER of the certificate the client authenticated the TLS connection
+/// with, as the acceptor puts it in the request extensions.
+#[derive(Clone)]
+pub struct ClientCertificate {
+    /// `x5t#S256`: the base64url SHA-256 of the DER (RFC 8705 §3.1).
+    thumbprint: String,
+}
+
+impl ClientCertificate {
+    /// The certificate from its DER encoding (the end-entity certificate of
+    /// the client's chain, as `rustls` hands it out).
+    ///
+    /// ```
+    /// let cert = tokengate::mtls::ClientCertificate::new(vec![0x30, 0x00]);
+    /// assert_eq!(cert.thumbprint().len(), 43);
+    /// ```
+    pub fn new(der: impl AsRef<[u8]>) -> Self {
+        ClientCertificate {
+            thumbprint: URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, der.as_ref())),
+        }
+    }
+
+    /// Its `x5t#S256` thumbprint.
+    pub fn thumbprint(&self) -> &str {
+        &self.thumbprint
+    }
+}
+
+impl std::fmt::Debug for ClientCertificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientCertificate")
+            .field("x5t#S256", &self.thumbprint)
+            .finish()
+    }
+}
