@@ -308,16 +308,6 @@ pub(crate) fn dpop_challenge(bearer: &HeaderValue, algs: &str) -> HeaderValue {
     HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("DPoP"))
 }
 
-/// The `WWW-Authenticate` of `response` in the DPoP scheme (RFC 9449
-/// §7.1): for a request that presented its token with a proof.
-pub(crate) fn in_dpop_scheme<B>(response: &mut Response<B>, algs: &str) {
-    if let Some(bearer) = response.headers().get(header::WWW_AUTHENTICATE).cloned() {
-        response
-            .headers_mut()
-            .insert(header::WWW_AUTHENTICATE, dpop_challenge(&bearer, algs));
-    }
-}
-
 /// Appends `s` escaped as the inside of an RFC 7230 quoted-string.
 fn push_quoted(out: &mut String, s: &str) {
     for c in s.chars() {

@@ -574,3 +574,25 @@ async fn nonces_are_handed_out_and_shared_by_replicas() {
             .is_err()
     );
 }
+
+/// A guard's 401 to a bearer request (a step-up) offers DPoP too, as the
+/// layer's own 401s do; its 403s stay in the scheme the client used.
+#[tokio::test]
+async fn guard_401s_offer_both_schemes() {
+    let issuer = TestIssuer::start().await.unwrap();
+    let gate = builder(&issuer).build().await.unwrap();
+    let app = Router::new()
+        .route(
+            "/items",
+            get(|| async { "ok" }).route_layer(tokengate::Require::new(
+                tokengate::Requirement::acr(["urn:tokengate:mfa"]),
+            )),
+        )
+        .layer(gate.layer());
+    let bearer = issuer.token().sign();
+    let answer = send(&app, "GET", Some(&format!("Bearer {bearer}")), &[]).await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(answer.challenges.len(), 2, "{:?}", answer.challenges);
+    assert!(answer.challenges[0].contains("insufficient_user_authentication"));
+    assert!(answer.challenges[1].starts_with("DPoP algs="));
+}

@@ -18,12 +18,12 @@ use tower_layer::Layer;
 use tower_service::Service;
 use tracing::Instrument;
 
-use crate::dpop::{self, Dpop, DpopMode, Presentation};
+use crate::dpop::{self, Dpop, Presentation};
 use crate::error::{AuthError, InvalidDpopProof, InvalidRequest};
 use crate::mtls::ClientCertificate;
 use crate::observe::{self, Outcome};
 use crate::principal::Principal;
-use crate::response::{Wire, dpop_challenge, wire};
+use crate::response::{Wire, wire};
 use crate::token::bearer;
 use crate::verify::gate::{GateContext, TokenGate};
 use crate::verify::verifier::{Pending, Step};
@@ -496,36 +496,11 @@ fn reject<B: Default>(
 ) -> Response<B> {
     tracing::debug!(target: "tokengate", reason = %err, status = err.status().as_u16(), "request rejected");
     let mut response = gate.inner.responder.response(err, wire);
-    let Some(dpop) = &gate.inner.dpop else {
-        return response;
+    let presentation = match scheme {
+        Scheme::Bearer => Presentation::Bearer,
+        Scheme::Dpop => Presentation::Dpop,
     };
-    // RFC 9449 §7.1: a 401 challenges in the scheme the client used; with
-    // no credentials, or a bearer token where DPoP is also accepted, in
-    // both (DPoP alone where it is required).
-    let headers = response.headers_mut();
-    let Some(bearer) = headers.get(header::WWW_AUTHENTICATE).cloned() else {
-        return response;
-    };
-    // RFC 9449 §9: a nonce refusal hands out the nonce to use.
-    if matches!(err, AuthError::InvalidDpopProof(InvalidDpopProof::UseNonce))
-        && let Some(nonce) = dpop.current_nonce()
-        && let Ok(nonce) = HeaderValue::from_str(&nonce)
-    {
-        headers.insert("dpop-nonce", nonce);
-    }
-    let in_dpop = dpop_challenge(&bearer, &dpop.algs);
-    let dpop_only = scheme == Scheme::Dpop || dpop.mode == DpopMode::Required;
-    if err.status() == http::StatusCode::UNAUTHORIZED || dpop_only {
-        if dpop_only {
-            headers.insert(header::WWW_AUTHENTICATE, in_dpop);
-        } else {
-            let bare = gate.inner.responder.challenge(&AuthError::MissingToken);
-            let bare = bare
-                .as_ref()
-                .map_or(bearer.clone(), |b| dpop_challenge(b, &dpop.algs));
-            headers.append(header::WWW_AUTHENTICATE, bare);
-        }
-    }
+    gate.inner.dpop_challenges(err, &mut response, presentation);
     response
 }
 

@@ -49,7 +49,7 @@ use crate::error::AuthError;
 use crate::principal::Principal;
 use crate::requirement::{Guard, RequirementSet, ScopeSet, check_scopes, missing_principal};
 use crate::response::Wire;
-use crate::verify::gate::{GateContext, TokenGate, dpop_algs, responder};
+use crate::verify::gate::{GateContext, TokenGate, responder};
 
 /// Why an extractor refused the request; answers like the layer would
 /// (the gate's realm and error detail).
@@ -63,8 +63,8 @@ use crate::verify::gate::{GateContext, TokenGate, dpop_algs, responder};
 pub struct AuthRejection {
     error: AuthError,
     context: Option<GateContext>,
-    /// The DPoP challenge's `algs`, for a request that used DPoP.
-    dpop_algs: Option<String>,
+    /// How the request presented its token: refusals answer in its scheme.
+    presentation: crate::dpop::Presentation,
 }
 
 impl AuthRejection {
@@ -72,7 +72,11 @@ impl AuthRejection {
         AuthRejection {
             error,
             context: parts.extensions.get::<GateContext>().cloned(),
-            dpop_algs: dpop_algs(&parts.extensions).map(str::to_owned),
+            presentation: parts
+                .extensions
+                .get::<crate::dpop::Presentation>()
+                .copied()
+                .unwrap_or(crate::dpop::Presentation::Bearer),
         }
     }
 
@@ -87,7 +91,7 @@ impl From<AuthError> for AuthRejection {
         AuthRejection {
             error,
             context: None,
-            dpop_algs: None,
+            presentation: crate::dpop::Presentation::Bearer,
         }
     }
 }
@@ -101,8 +105,9 @@ impl std::fmt::Debug for AuthRejection {
 impl IntoResponse for AuthRejection {
     fn into_response(self) -> Response {
         let mut response = responder(self.context.as_ref()).response(&self.error, Wire::Http);
-        if let Some(algs) = &self.dpop_algs {
-            crate::response::in_dpop_scheme(&mut response, algs);
+        if let Some(GateContext(gate)) = &self.context {
+            gate.inner
+                .dpop_challenges(&self.error, &mut response, self.presentation);
         }
         response
     }

@@ -405,6 +405,48 @@ pub(crate) fn sample_gauges(gate: &TokenGate) {
 }
 
 impl Shared {
+    /// The DPoP side of a refusal (RFC 9449 §7.1): a request that used
+    /// DPoP, or any where DPoP is required, is challenged in the DPoP
+    /// scheme alone; a 401 to a bearer request where DPoP is also accepted
+    /// gets a second, bare `DPoP` challenge; a nonce refusal hands out the
+    /// nonce to use (§9).
+    pub(crate) fn dpop_challenges<B>(
+        &self,
+        err: &AuthError,
+        response: &mut Response<B>,
+        presentation: crate::dpop::Presentation,
+    ) {
+        let Some(dpop) = &self.dpop else {
+            return;
+        };
+        let headers = response.headers_mut();
+        let Some(bearer) = headers.get(http::header::WWW_AUTHENTICATE).cloned() else {
+            return;
+        };
+        if matches!(
+            err,
+            AuthError::InvalidDpopProof(crate::error::InvalidDpopProof::UseNonce)
+        ) && let Some(nonce) = dpop.current_nonce()
+            && let Ok(nonce) = http::HeaderValue::from_str(&nonce)
+        {
+            headers.insert("dpop-nonce", nonce);
+        }
+        let dpop_only = presentation == crate::dpop::Presentation::Dpop
+            || dpop.mode == crate::dpop::DpopMode::Required;
+        if dpop_only {
+            headers.insert(
+                http::header::WWW_AUTHENTICATE,
+                crate::response::dpop_challenge(&bearer, &dpop.algs),
+            );
+        } else if err.status() == http::StatusCode::UNAUTHORIZED {
+            let bare = self.responder.challenge(&AuthError::MissingToken);
+            let bare = bare.as_ref().map_or(bearer.clone(), |b| {
+                crate::response::dpop_challenge(b, &dpop.algs)
+            });
+            headers.append(http::header::WWW_AUTHENTICATE, bare);
+        }
+    }
+
     /// A principal whose token came as a bearer token: refused when the
     /// token is bound to a key (RFC 9449 §7.2, RFC 8705 §3) or when DPoP is
     /// required.
@@ -451,9 +493,14 @@ pub(crate) fn respond<B: Default>(
     err: &AuthError,
     wire: Wire,
 ) -> Response<B> {
-    let mut response = responder(extensions.get::<GateContext>()).response(err, wire);
-    if let Some(algs) = dpop_algs(extensions) {
-        crate::response::in_dpop_scheme(&mut response, algs);
+    let context = extensions.get::<GateContext>();
+    let mut response = responder(context).response(err, wire);
+    if let Some(GateContext(gate)) = context {
+        let presentation = extensions
+            .get::<crate::dpop::Presentation>()
+            .copied()
+            .unwrap_or(crate::dpop::Presentation::Bearer);
+        gate.inner.dpop_challenges(err, &mut response, presentation);
     }
     response
 }
