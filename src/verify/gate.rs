@@ -507,6 +507,7 @@ pub(crate) fn respond<B: Default>(
 
 /// The `algs` of the gate's DPoP challenge, when the request presented its
 /// token with a DPoP proof: its refusals answer in that scheme.
+#[cfg(feature = "tonic")]
 pub(crate) fn dpop_algs(extensions: &Extensions) -> Option<&str> {
     match extensions.get::<crate::dpop::Presentation>() {
         Some(crate::dpop::Presentation::Dpop) => extensions
