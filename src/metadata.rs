@@ -65,6 +65,11 @@ pub struct ResourceMetadata {
     /// required.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub dpop_bound_access_tokens_required: bool,
+    /// Certificate-bound access tokens are supported (RFC 9728 §2, RFC
+    /// 8705): said when the service asks clients for certificates
+    /// ([`TokenGateBuilder::certificate_bound_tokens`](crate::TokenGateBuilder::certificate_bound_tokens)).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tls_client_certificate_bound_access_tokens: bool,
 }
 
 /// The document as published: its JSON, serialized once, and where it lives.
@@ -304,6 +309,7 @@ mod tests {
             resource_tos_uri: None,
             dpop_signing_alg_values_supported: Vec::new(),
             dpop_bound_access_tokens_required: false,
+            tls_client_certificate_bound_access_tokens: false,
         };
         let with_path = Published::new(document("https://h/mcp"), true);
         assert_eq!(

@@ -143,10 +143,14 @@ async fn the_document_lists_what_is_set_and_omits_the_rest() {
             tokengate::dpop::DpopMode::Required,
             json!({"dpop_signing_alg_values_supported": ["ES256"], "dpop_bound_access_tokens_required": true}),
         ),
-        (tokengate::dpop::DpopMode::Disabled, json!({})),
+        (
+            tokengate::dpop::DpopMode::Disabled,
+            json!({"tls_client_certificate_bound_access_tokens": true}),
+        ),
     ] {
         let gate = builder(&issuer)
             .resource(RESOURCE)
+            .certificate_bound_tokens(mode == tokengate::dpop::DpopMode::Disabled)
             .dpop(mode)
             .dpop_algorithms([tokengate::Algorithm::ES256])
             .build()

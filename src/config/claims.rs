@@ -282,3 +282,20 @@ impl TokenGateBuilder {
         self
     }
 }
+
+impl TokenGateBuilder {
+    /// Says in the RFC 9728 metadata that this service takes
+    /// certificate-bound access tokens (`tls_client_certificate_bound_access_tokens`,
+    /// RFC 8705): set it when its TLS acceptor asks clients for certificates
+    /// and hands them to the gate (see [`tokengate::mtls`](crate::mtls)).
+    /// Bound tokens are checked either way.
+    ///
+    /// ```
+    /// let builder = tokengate::TokenGate::builder().certificate_bound_tokens(true);
+    /// # drop(builder);
+    /// ```
+    pub fn certificate_bound_tokens(mut self, announced: bool) -> Self {
+        self.dpop.certificate_bound = announced;
+        self
+    }
+}

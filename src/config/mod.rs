@@ -210,6 +210,7 @@ impl TokenGateBuilder {
             &identifiers,
             self.bearer.allow_query,
             dpop.as_ref(),
+            self.dpop.certificate_bound,
         )?;
         let responder = self
             .answers

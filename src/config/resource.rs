@@ -66,6 +66,7 @@ impl ResourceSettings {
         issuers: &[String],
         query_tokens: bool,
         dpop: Option<&crate::dpop::Dpop>,
+        certificate_bound: bool,
     ) -> Result<Option<Published>, BuildError> {
         if !self.scopes_supported.iter().all(|s| is_scope_token(s)) {
             return Err(BuildError::InvalidConfig(
@@ -132,6 +133,7 @@ impl ResourceSettings {
                 .unwrap_or_default(),
             dpop_bound_access_tokens_required: dpop
                 .is_some_and(|d| d.mode == crate::dpop::DpopMode::Required),
+            tls_client_certificate_bound_access_tokens: certificate_bound,
         };
         Ok(Some(Published::new(document, self.at_root)))
     }

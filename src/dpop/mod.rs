@@ -127,6 +127,9 @@ pub(crate) struct DpopSettings {
     pub(crate) replay: Option<Arc<dyn ReplayStore>>,
     /// The nonce secret and time step, when nonces are required.
     pub(crate) nonce: Option<(Vec<u8>, Duration)>,
+    /// The service asks clients for TLS certificates (RFC 8705), as the
+    /// metadata says.
+    pub(crate) certificate_bound: bool,
 }
 
 impl Default for DpopSettings {
@@ -146,6 +149,7 @@ impl Default for DpopSettings {
             public_url: None,
             replay: None,
             nonce: None,
+            certificate_bound: false,
         }
     }
 }
