@@ -23,7 +23,7 @@ shift || true
 fuzz_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(dirname "$fuzz_dir")"
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(bearer jwt scope introspection mcp)
+[ ${#targets[@]} -gt 0 ] || targets=(bearer jwt scope introspection mcp dpop)
 
 cd "$root" || exit 2
 commit="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
@@ -53,6 +53,7 @@ for t in "${targets[@]}"; do
         scope) extra=(-max_len=256) ;;
         # Bodies up to twice the target's 4096-byte bound, so 413 is reached.
         mcp) extra=(-max_len=8192 -dict="$fuzz_dir/dicts/json.dict") ;;
+        dpop) extra=(-max_len=9000 -dict="$fuzz_dir/dicts/json.dict") ;;
     esac
     before=$(find "$artifacts" -type f | wc -l)
     log="$fuzz_dir/logs/$t.log"
