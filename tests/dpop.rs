@@ -596,3 +596,45 @@ async fn guard_401s_offer_both_schemes() {
     assert!(answer.challenges[0].contains("insufficient_user_authentication"));
     assert!(answer.challenges[1].starts_with("DPoP algs="));
 }
+
+/// Under a nesting router the proof names the URL the client sent (with
+/// the prefix), not the path the router hands the nested service.
+#[tokio::test]
+async fn a_nested_route_is_named_by_its_full_path() {
+    let issuer = TestIssuer::start().await.unwrap();
+    let gate = builder(&issuer).build().await.unwrap();
+    let nested = Router::new().nest("/v1", app(&gate));
+    let key = DpopKey::new(Algorithm::ES256);
+    let token = issuer.token().dpop_bound(&key).sign();
+    let request = |proof: String| {
+        Request::get("/v1/items")
+            .header("host", HOST)
+            .header("authorization", format!("DPoP {token}"))
+            .header("dpop", proof)
+            .body(Body::empty())
+            .unwrap()
+    };
+    let full = key
+        .proof("GET", "http://api.tokengate.test/v1/items")
+        .token(&token)
+        .sign();
+    let stripped = key.proof("GET", URL).token(&token).sign();
+    assert_eq!(
+        nested
+            .clone()
+            .oneshot(request(full))
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        nested
+            .clone()
+            .oneshot(request(stripped))
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
