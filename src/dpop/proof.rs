@@ -17,10 +17,19 @@ use crate::dpop::replay::ReplayKey;
 use crate::error::InvalidDpopProof as Why;
 use crate::keys::{AlgorithmSet, VerifyingKey};
 
-/// The private members of RSA, EC, OKP and symmetric JWKs (RFC 7518 §6),
-/// whatever their values; every other member is skipped unread.
+/// The proof's `jwk`, as read here: the public members of the three key
+/// types a proof can use, and the private members of every type (RFC 7518
+/// §6), whatever their values, which refuse the key. Read once, then handed
+/// to jsonwebtoken's types directly: their untagged reading would try each
+/// key type in turn and format an error for every miss.
 #[derive(Deserialize)]
-struct Private {
+struct ProofJwk {
+    kty: String,
+    crv: Option<String>,
+    x: Option<String>,
+    y: Option<String>,
+    n: Option<String>,
+    e: Option<String>,
     d: Option<serde::de::IgnoredAny>,
     p: Option<serde::de::IgnoredAny>,
     q: Option<serde::de::IgnoredAny>,
@@ -31,8 +40,8 @@ struct Private {
     k: Option<serde::de::IgnoredAny>,
 }
 
-impl Private {
-    fn any(&self) -> bool {
+impl ProofJwk {
+    fn has_private_member(&self) -> bool {
         self.d.is_some()
             || self.p.is_some()
             || self.q.is_some()
@@ -41,6 +50,44 @@ impl Private {
             || self.qi.is_some()
             || self.oth.is_some()
             || self.k.is_some()
+    }
+
+    /// The public key as jsonwebtoken's `Jwk`, for an EC (P-256, P-384),
+    /// OKP (Ed25519) or RSA key with its members present.
+    fn into_jwk(self) -> Option<Jwk> {
+        use jsonwebtoken::jwk::{
+            AlgorithmParameters, EllipticCurve, EllipticCurveKeyParameters, OctetKeyPairParameters,
+            RSAKeyParameters,
+        };
+        let algorithm = match (self.kty.as_str(), self.crv.as_deref()) {
+            ("OKP", Some("Ed25519")) => AlgorithmParameters::OctetKeyPair(OctetKeyPairParameters {
+                key_type: Default::default(),
+                curve: EllipticCurve::Ed25519,
+                x: self.x?,
+            }),
+            ("EC", Some(crv @ ("P-256" | "P-384"))) => {
+                AlgorithmParameters::EllipticCurve(EllipticCurveKeyParameters {
+                    key_type: Default::default(),
+                    curve: if crv == "P-256" {
+                        EllipticCurve::P256
+                    } else {
+                        EllipticCurve::P384
+                    },
+                    x: self.x?,
+                    y: self.y?,
+                })
+            }
+            ("RSA", None) => AlgorithmParameters::RSA(RSAKeyParameters {
+                key_type: Default::default(),
+                n: self.n?,
+                e: self.e?,
+            }),
+            _ => return None,
+        };
+        Some(Jwk {
+            common: Default::default(),
+            algorithm,
+        })
     }
 }
 
@@ -145,11 +192,11 @@ pub(crate) fn check(
         .filter(|alg| rules.algorithms.contains(*alg))
         .ok_or(Why::UnsupportedAlgorithm)?;
     let jwk = header.jwk.ok_or(Why::BadKey)?;
-    let members: Private = serde_json::from_str(jwk.get()).map_err(|_| Why::BadKey)?;
-    if members.any() {
+    let jwk: ProofJwk = serde_json::from_str(jwk.get()).map_err(|_| Why::BadKey)?;
+    if jwk.has_private_member() {
         return Err(Why::BadKey);
     }
-    let jwk: Jwk = serde_json::from_str(jwk.get()).map_err(|_| Why::BadKey)?;
+    let jwk = jwk.into_jwk().ok_or(Why::BadKey)?;
     let key =
         VerifyingKey::from_jwk(&jwk, AlgorithmSet::from_iter([alg])).map_err(|_| Why::BadKey)?;
     // The key the token is bound to, before the signature costs anything.
@@ -175,9 +222,13 @@ pub(crate) fn check(
     if htm != expected.method.as_str() {
         return Err(Why::WrongMethod);
     }
-    let htu = Url::parse(&htu).map_err(|_| Why::WrongUrl)?;
-    if !same_url(&htu, expected.htu) {
-        return Err(Why::WrongUrl);
+    // Clients mostly send the URL exactly as it is normalised: then there
+    // is nothing to parse.
+    if htu != expected.htu.as_str() {
+        let htu = Url::parse(&htu).map_err(|_| Why::WrongUrl)?;
+        if !same_url(&htu, expected.htu) {
+            return Err(Why::WrongUrl);
+        }
     }
     let (past, future) = (rules.past.as_secs(), rules.future.as_secs());
     if iat > expected.now.saturating_add(future) || iat.saturating_add(past) < expected.now {
