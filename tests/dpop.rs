@@ -638,3 +638,69 @@ async fn a_nested_route_is_named_by_its_full_path() {
         StatusCode::UNAUTHORIZED
     );
 }
+
+/// Behind a proxy, opted in: the origin proofs name comes from `Forwarded`
+/// or `X-Forwarded-*`; without the opt-in those headers are ignored.
+#[tokio::test]
+async fn forwarded_origins_only_when_trusted() {
+    let issuer = TestIssuer::start().await.unwrap();
+    let key = DpopKey::new(Algorithm::ES256);
+    let token = issuer.token().dpop_bound(&key).sign();
+    let public = "https://api.example.com/items";
+    let request = |forwarded: &[(&str, &str)], proof: String| {
+        let mut request = Request::get("/items")
+            .header("host", "10.0.0.7:8080")
+            .header("authorization", format!("DPoP {token}"))
+            .header("dpop", proof);
+        for (name, value) in forwarded {
+            request = request.header(*name, *value);
+        }
+        request.body(Body::empty()).unwrap()
+    };
+    let trusting = app(&builder(&issuer)
+        .dpop_trust_forwarded_headers(true)
+        .build()
+        .await
+        .unwrap());
+    let plain = app(&builder(&issuer).build().await.unwrap());
+    for headers in [
+        &[(
+            "forwarded",
+            "for=192.0.2.1;proto=https;host=api.example.com, for=10.0.0.1",
+        )][..],
+        &[
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "api.example.com"),
+        ][..],
+    ] {
+        let proof = key.proof("GET", public).token(&token).sign();
+        let status = trusting
+            .clone()
+            .oneshot(request(headers, proof))
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, StatusCode::OK, "{headers:?}");
+        let proof = key.proof("GET", public).token(&token).sign();
+        let status = plain
+            .clone()
+            .oneshot(request(headers, proof))
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "not trusted: {headers:?}");
+    }
+    // A forwarded host that is not a bare origin names no URL.
+    let proof = key.proof("GET", public).token(&token).sign();
+    let odd = [
+        ("x-forwarded-proto", "https"),
+        ("x-forwarded-host", "api.example.com/x?y"),
+    ];
+    let status = trusting
+        .clone()
+        .oneshot(request(&odd, proof))
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}

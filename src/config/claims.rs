@@ -299,3 +299,21 @@ impl TokenGateBuilder {
         self
     }
 }
+
+impl TokenGateBuilder {
+    /// Takes the origin DPoP proofs must name from `Forwarded` (RFC 7239:
+    /// `proto=` and `host=` of its first element), else `X-Forwarded-Proto`
+    /// and `X-Forwarded-Host`, when no [`public_url`](Self::public_url) or
+    /// resource is configured. **Only behind a proxy that sets these
+    /// headers and drops the client's own**: otherwise a client names the
+    /// URL its proofs are checked against. Off by default.
+    ///
+    /// ```
+    /// let builder = tokengate::TokenGate::builder().dpop_trust_forwarded_headers(true);
+    /// # drop(builder);
+    /// ```
+    pub fn dpop_trust_forwarded_headers(mut self, trust: bool) -> Self {
+        self.dpop.forwarded = trust;
+        self
+    }
+}

@@ -103,6 +103,8 @@ pub(crate) struct Dpop {
     origin: Option<Url>,
     replay: Arc<dyn ReplayStore>,
     nonces: Option<nonce::Nonces>,
+    /// The origin may come from `Forwarded` / `X-Forwarded-*` (opt-in).
+    forwarded: bool,
 }
 
 impl std::fmt::Debug for Dpop {
@@ -130,6 +132,8 @@ pub(crate) struct DpopSettings {
     /// The service asks clients for TLS certificates (RFC 8705), as the
     /// metadata says.
     pub(crate) certificate_bound: bool,
+    /// Trust `Forwarded` / `X-Forwarded-*` for the origin.
+    pub(crate) forwarded: bool,
 }
 
 impl Default for DpopSettings {
@@ -150,6 +154,7 @@ impl Default for DpopSettings {
             replay: None,
             nonce: None,
             certificate_bound: false,
+            forwarded: false,
         }
     }
 }
@@ -224,12 +229,42 @@ impl DpopSettings {
                 .replay
                 .clone()
                 .unwrap_or_else(|| Arc::new(MemoryReplayStore::new(1_000_000))),
+            forwarded: self.forwarded,
             nonces: match &self.nonce {
                 Some((secret, step)) => Some(nonce::Nonces::new(secret, *step)?),
                 None => None,
             },
         }))
     }
+}
+
+/// The origin a trusted proxy says the client used: the first element of
+/// RFC 7239 `Forwarded` (`proto=`, `host=`), else `X-Forwarded-Proto` and
+/// `X-Forwarded-Host` (their first values). `None` when they do not name
+/// both.
+fn forwarded(headers: &HeaderMap) -> Option<(&str, &str)> {
+    if let Some(value) = headers.get(header::FORWARDED).and_then(|v| v.to_str().ok()) {
+        let first = value.split(',').next().unwrap_or_default();
+        let (mut proto, mut host) = (None, None);
+        for pair in first.split(';') {
+            let (name, value) = pair.trim().split_once('=')?;
+            let value = value.trim_matches('"');
+            if name.eq_ignore_ascii_case("proto") {
+                proto = Some(value);
+            } else if name.eq_ignore_ascii_case("host") {
+                host = Some(value);
+            }
+        }
+        return Some((proto?, host?));
+    }
+    let first = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(str::trim)
+    };
+    Some((first("x-forwarded-proto")?, first("x-forwarded-host")?))
 }
 
 /// A request that uses the DPoP scheme: its token and its one proof.
@@ -280,11 +315,20 @@ impl Dpop {
         let mut url = match &self.origin {
             Some(origin) => origin.clone(),
             None => {
-                let scheme = uri.scheme_str().unwrap_or("http");
-                let host = match uri.authority() {
-                    Some(authority) => authority.as_str(),
-                    None => headers.get(header::HOST)?.to_str().ok()?,
+                let (scheme, host) = match self.forwarded.then(|| forwarded(headers)).flatten() {
+                    Some(origin) => origin,
+                    None => {
+                        let scheme = uri.scheme_str().unwrap_or("http");
+                        let host = match uri.authority() {
+                            Some(authority) => authority.as_str(),
+                            None => headers.get(header::HOST)?.to_str().ok()?,
+                        };
+                        (scheme, host)
+                    }
                 };
+                if !matches!(scheme, "http" | "https") {
+                    return None;
+                }
                 let url = Url::parse(&format!("{scheme}://{host}")).ok()?;
                 let bare = url.username().is_empty()
                     && url.password().is_none()
