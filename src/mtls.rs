@@ -51,6 +51,30 @@ impl ClientCertificate {
     }
 }
 
+/// The certificate a TLS-terminating proxy forwards in a header: PEM,
+/// URL-encoded or not (nginx's `$ssl_client_escaped_cert`), or bare
+/// base64 DER. `None` for anything else: a bound token then finds no
+/// certificate, and is refused.
+pub(crate) fn from_header(value: &http::HeaderValue) -> Option<ClientCertificate> {
+    use base64::engine::general_purpose::STANDARD;
+    let text = percent_encoding::percent_decode(value.as_bytes())
+        .decode_utf8()
+        .ok()?;
+    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+    const END: &str = "-----END CERTIFICATE-----";
+    let body = match text.find(BEGIN) {
+        Some(start) => {
+            let rest = &text[start + BEGIN.len()..];
+            &rest[..rest.find(END)?]
+        }
+        None => &text,
+    };
+    let body: String = body.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    let der = STANDARD.decode(body).ok()?;
+    // A DER certificate is a SEQUENCE.
+    (der.first() == Some(&0x30)).then(|| ClientCertificate::new(der))
+}
+
 impl std::fmt::Debug for ClientCertificate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClientCertificate")

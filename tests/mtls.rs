@@ -83,3 +83,67 @@ async fn a_bound_token_needs_its_certificate() {
         StatusCode::UNAUTHORIZED
     );
 }
+
+/// Behind a TLS-terminating proxy, opted in: the certificate the proxy
+/// forwards in a header (URL-encoded PEM, as nginx's
+/// `$ssl_client_escaped_cert`, or base64 DER) stands for the connection's.
+#[tokio::test]
+async fn a_trusted_proxy_header_carries_the_certificate() {
+    use base64::Engine as _;
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(Vec::<String>::new())
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let der = cert.der().to_vec();
+    let escaped: String = cert
+        .pem()
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' => (b as char).to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect();
+    let bare = base64::engine::general_purpose::STANDARD.encode(&der);
+
+    let issuer = TestIssuer::start().await.unwrap();
+    let build = |header: bool| {
+        let mut b = TokenGate::builder()
+            .issuer(issuer.issuer())
+            .audience(issuer.audience());
+        if header {
+            b = b.client_certificate_header("x-client-cert");
+        }
+        b.build()
+    };
+    let app = |gate: &TokenGate| {
+        Router::new()
+            .route("/items", get(|| async { "ok" }))
+            .layer(gate.layer())
+    };
+    let (trusting, plain) = (
+        app(&build(true).await.unwrap()),
+        app(&build(false).await.unwrap()),
+    );
+    let thumbprint = ClientCertificate::new(&der).thumbprint().to_owned();
+    let bound = issuer
+        .token()
+        .claim("cnf", json!({ "x5t#S256": thumbprint }))
+        .sign();
+    let send = |app: Router, value: String| {
+        let request = Request::get("/items")
+            .header("authorization", format!("Bearer {bound}"))
+            .header("x-client-cert", value)
+            .body(Body::empty())
+            .unwrap();
+        async move { app.oneshot(request).await.unwrap().status() }
+    };
+    for value in [escaped.clone(), bare.clone()] {
+        assert_eq!(send(trusting.clone(), value.clone()).await, StatusCode::OK);
+        assert_eq!(send(plain.clone(), value).await, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(
+        send(trusting.clone(), "not a certificate".to_owned()).await,
+        StatusCode::UNAUTHORIZED
+    );
+}

@@ -317,3 +317,27 @@ impl TokenGateBuilder {
         self
     }
 }
+
+impl TokenGateBuilder {
+    /// Reads the client certificate from `header` when the request has no
+    /// [`ClientCertificate`](crate::mtls::ClientCertificate) extension: for
+    /// a service behind a TLS-terminating proxy that forwards it (PEM,
+    /// URL-encoded or not, as nginx's `$ssl_client_escaped_cert`; or bare
+    /// base64 DER). **Only behind a proxy that sets this header and drops
+    /// the client's own**: otherwise a client sends whatever certificate it
+    /// likes. Certificate-bound tokens (RFC 8705) are then checked against
+    /// it.
+    ///
+    /// # Panics
+    /// If `header` is not a valid header name (a programming error).
+    ///
+    /// ```
+    /// let builder = tokengate::TokenGate::builder().client_certificate_header("x-client-cert");
+    /// # drop(builder);
+    /// ```
+    pub fn client_certificate_header(mut self, header: &str) -> Self {
+        self.dpop.certificate_header =
+            Some(http::HeaderName::from_bytes(header.as_bytes()).expect("a valid header name"));
+        self
+    }
+}

@@ -303,6 +303,7 @@ impl TokenGateBuilder {
                 metadata,
                 hierarchy: self.claims.hierarchy.clone(),
                 dpop,
+                certificate_header: self.dpop.certificate_header.clone(),
             }),
         };
         #[cfg(feature = "metrics")]

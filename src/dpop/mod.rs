@@ -134,6 +134,8 @@ pub(crate) struct DpopSettings {
     pub(crate) certificate_bound: bool,
     /// Trust `Forwarded` / `X-Forwarded-*` for the origin.
     pub(crate) forwarded: bool,
+    /// The header a trusted proxy forwards client certificates in.
+    pub(crate) certificate_header: Option<http::HeaderName>,
 }
 
 impl Default for DpopSettings {
@@ -155,6 +157,7 @@ impl Default for DpopSettings {
             nonce: None,
             certificate_bound: false,
             forwarded: false,
+            certificate_header: None,
         }
     }
 }

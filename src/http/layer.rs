@@ -241,7 +241,10 @@ where
             },
         });
         let result = match fast {
-            Ok(result) => self.gate.inner.as_bearer(result, req.extensions().get()),
+            Ok(result) => {
+                let certificate = self.gate.inner.certificate(req.extensions(), req.headers());
+                self.gate.inner.as_bearer(result, certificate.as_deref())
+            }
             Err((token, pending)) => {
                 return match take_query_token(&mut req, &self.gate) {
                     Ok(private) => self.slow_path(req, token, pending, wire, private, span),
@@ -314,7 +317,11 @@ impl<S> TokenGateService<S> {
         S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
     {
         let gate = self.gate.clone();
-        let certificate = req.extensions().get::<ClientCertificate>().cloned();
+        let certificate: Option<ClientCertificate> = self
+            .gate
+            .inner
+            .certificate(req.extensions(), req.headers())
+            .map(std::borrow::Cow::into_owned);
         let verification = async move {
             gate.inner.as_bearer(
                 gate.inner.verifier.finish(&token, pending).await,

@@ -108,9 +108,10 @@ impl TokenGate {
     /// # }
     /// ```
     pub async fn authenticate(&self, parts: &Parts) -> Result<Principal, AuthError> {
+        let certificate = self.inner.certificate(&parts.extensions, &parts.headers);
         self.inner.as_bearer(
             self.inner.verifier.authenticate(parts).await,
-            parts.extensions.get(),
+            certificate.as_deref(),
         )
     }
 
@@ -383,6 +384,9 @@ pub(crate) struct Shared {
     pub(crate) hierarchy: Option<ScopeHierarchy>,
     /// DPoP, unless disabled.
     pub(crate) dpop: Option<crate::dpop::Dpop>,
+    /// The header a trusted TLS-terminating proxy forwards the client's
+    /// certificate in, when configured.
+    pub(crate) certificate_header: Option<http::HeaderName>,
 }
 
 /// Samples the gauges now and every [`SAMPLE_EVERY`](crate::observe)
@@ -405,6 +409,20 @@ pub(crate) fn sample_gauges(gate: &TokenGate) {
 }
 
 impl Shared {
+    /// The client certificate of a request: the acceptor's extension, else
+    /// (when configured) the trusted proxy's header.
+    pub(crate) fn certificate<'r>(
+        &self,
+        extensions: &'r http::Extensions,
+        headers: &'r http::HeaderMap,
+    ) -> Option<std::borrow::Cow<'r, crate::mtls::ClientCertificate>> {
+        if let Some(certificate) = extensions.get::<crate::mtls::ClientCertificate>() {
+            return Some(std::borrow::Cow::Borrowed(certificate));
+        }
+        let name = self.certificate_header.as_ref()?;
+        crate::mtls::from_header(headers.get(name)?).map(std::borrow::Cow::Owned)
+    }
+
     /// The DPoP side of a refusal (RFC 9449 §7.1): a request that used
     /// DPoP, or any where DPoP is required, is challenged in the DPoP
     /// scheme alone; a 401 to a bearer request where DPoP is also accepted
