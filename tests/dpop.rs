@@ -704,3 +704,32 @@ async fn forwarded_origins_only_when_trusted() {
         .status();
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
+
+/// A member named twice refuses the proof, known or not (the fuzzer found
+/// `"x":1,"x":2` accepted), as everywhere else in tokengate.
+#[tokio::test]
+async fn a_member_named_twice_refuses_the_proof() {
+    let issuer = TestIssuer::start().await.unwrap();
+    let gate = builder(&issuer).build().await.unwrap();
+    let app = app(&gate);
+    let key = DpopKey::new(Algorithm::ES256);
+    let token = issuer.token().dpop_bound(&key).sign();
+    let auth = format!("DPoP {token}");
+    // Claims and header with a repeated member, signed by hand.
+    let claims = key.proof("GET", URL).token(&token).sign();
+    let payload = claims.split('.').nth(1).unwrap();
+    let decoded = String::from_utf8(
+        base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload).unwrap(),
+    )
+    .unwrap();
+    for twice in [
+        decoded.replacen('{', r#"{"x":1,"x":2,"#, 1),
+        decoded.replacen('{', r#"{"htm":"GET","#, 1),
+    ] {
+        let signed = key.proof("GET", URL).sign_raw_claims(twice.as_bytes());
+        refused(
+            &send(&app, "GET", Some(&auth), &[&signed]).await,
+            "the DPoP proof is malformed",
+        );
+    }
+}

@@ -290,6 +290,11 @@ impl TokenGateBuilder {
         }
         let token_cache = (self.keys.token_cache_bytes > 0)
             .then(|| TokenCache::new(self.keys.token_cache_bytes, self.claims.leeway.as_secs()));
+        let dpop_bare = dpop.as_ref().and_then(|d| {
+            responder
+                .challenge(&crate::error::AuthError::MissingToken)
+                .map(|bare| crate::response::dpop_challenge(&bare, &d.algs))
+        });
         let gate = TokenGate {
             inner: Arc::new(Shared {
                 verifier: Verifier::new(
@@ -304,6 +309,7 @@ impl TokenGateBuilder {
                 hierarchy: self.claims.hierarchy.clone(),
                 dpop,
                 certificate_header: self.dpop.certificate_header.clone(),
+                dpop_bare,
             }),
         };
         #[cfg(feature = "metrics")]

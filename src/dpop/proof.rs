@@ -128,15 +128,17 @@ pub(crate) struct Accepted {
     pub(crate) ttl: Duration,
 }
 
-#[derive(Deserialize)]
+#[derive(Default)]
 struct Header {
     typ: Option<String>,
     alg: Option<String>,
-    /// Kept as text: read once for private members, once as the key.
+    /// Kept as text, read into the key's members afterwards.
     jwk: Option<Box<serde_json::value::RawValue>>,
     /// No extension is understood here: any `crit` refuses the proof
     /// (RFC 7515 §4.1.11).
     crit: Option<Value>,
+    /// The members read so far, by bit.
+    seen: u8,
 }
 
 /// RFC 7515 §4.1.9: `typ` is a media type, compared case-insensitively,
@@ -149,7 +151,7 @@ fn is_dpop_type(typ: &str) -> bool {
     typ.eq_ignore_ascii_case("dpop+jwt")
 }
 
-#[derive(Deserialize)]
+#[derive(Default)]
 struct Claims {
     jti: Option<String>,
     htm: Option<String>,
@@ -157,6 +159,107 @@ struct Claims {
     iat: Option<u64>,
     ath: Option<String>,
     nonce: Option<String>,
+    /// The members read so far, by bit.
+    seen: u8,
+}
+
+/// Reads an object's members with `member`, refusing one named twice,
+/// whatever its name (RFC 7515 §5.2 and RFC 7519 §4 allow that choice; it
+/// is tokengate's everywhere): known members by what `member` records,
+/// others by name.
+struct Members<T>(T);
+
+trait Member: Default {
+    /// Reads the value of `name` if it is one of ours; `Ok(false)` for
+    /// another name (its value is then skipped). A second value for one of
+    /// ours is an error.
+    fn member<'de, A: serde::de::MapAccess<'de>>(
+        &mut self,
+        name: &str,
+        map: &mut A,
+    ) -> Result<bool, A::Error>;
+}
+
+impl<'de, T: Member> Deserialize<'de> for Members<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Member> serde::de::Visitor<'de> for V<T> {
+            type Value = Members<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut value = T::default();
+                let mut others: Vec<String> = Vec::new();
+                while let Some(name) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    if !value.member(&name, &mut map)? {
+                        if others.iter().any(|o| *o == *name) {
+                            return Err(serde::de::Error::custom("a member named twice"));
+                        }
+                        others.push(name.into_owned());
+                        map.next_value::<serde::de::IgnoredAny>()?;
+                    }
+                }
+                Ok(Members(value))
+            }
+        }
+        d.deserialize_map(V(std::marker::PhantomData))
+    }
+}
+
+/// Sets `slot` from the map's next value (`null` leaves it empty), once:
+/// bit `bit` of `seen` records that it was given.
+fn once<'de, A: serde::de::MapAccess<'de>, T: Deserialize<'de>>(
+    slot: &mut Option<T>,
+    seen: &mut u8,
+    bit: u8,
+    map: &mut A,
+) -> Result<bool, A::Error> {
+    if *seen & (1 << bit) != 0 {
+        return Err(serde::de::Error::custom("a member named twice"));
+    }
+    *seen |= 1 << bit;
+    *slot = map.next_value::<Option<T>>()?;
+    Ok(true)
+}
+
+impl Member for Header {
+    fn member<'de, A: serde::de::MapAccess<'de>>(
+        &mut self,
+        name: &str,
+        map: &mut A,
+    ) -> Result<bool, A::Error> {
+        let seen = &mut self.seen;
+        match name {
+            "typ" => once(&mut self.typ, seen, 0, map),
+            "alg" => once(&mut self.alg, seen, 1, map),
+            "jwk" => once(&mut self.jwk, seen, 2, map),
+            "crit" => once(&mut self.crit, seen, 3, map),
+            _ => Ok(false),
+        }
+    }
+}
+
+impl Member for Claims {
+    fn member<'de, A: serde::de::MapAccess<'de>>(
+        &mut self,
+        name: &str,
+        map: &mut A,
+    ) -> Result<bool, A::Error> {
+        let seen = &mut self.seen;
+        match name {
+            "jti" => once(&mut self.jti, seen, 0, map),
+            "htm" => once(&mut self.htm, seen, 1, map),
+            "htu" => once(&mut self.htu, seen, 2, map),
+            "iat" => once(&mut self.iat, seen, 3, map),
+            "ath" => once(&mut self.ath, seen, 4, map),
+            "nonce" => once(&mut self.nonce, seen, 5, map),
+            _ => Ok(false),
+        }
+    }
 }
 
 /// Checks `proof` against `expected` under `rules`.
@@ -176,8 +279,8 @@ pub(crate) fn check(
         return Err(Why::Malformed);
     };
     let decode = |part: &str| URL_SAFE_NO_PAD.decode(part).map_err(|_| Why::Malformed);
-    // Duplicate members are refused by the derived readers.
-    let header: Header =
+    // A member named twice, known or not, refuses the proof.
+    let Members(header): Members<Header> =
         serde_json::from_slice(&decode(header_b64)?).map_err(|_| Why::Malformed)?;
     if !header.typ.as_deref().is_some_and(is_dpop_type) {
         return Err(Why::WrongType);
@@ -209,7 +312,7 @@ pub(crate) fn check(
     key.verify(alg, signed.as_bytes(), &signature)
         .map_err(|_| Why::BadSignature)?;
 
-    let claims: Claims =
+    let Members(claims): Members<Claims> =
         serde_json::from_slice(&decode(claims_b64)?).map_err(|_| Why::Malformed)?;
     let (Some(jti), Some(htm), Some(htu), Some(iat), Some(ath)) =
         (claims.jti, claims.htm, claims.htu, claims.iat, claims.ath)

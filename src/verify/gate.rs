@@ -387,6 +387,9 @@ pub(crate) struct Shared {
     /// The header a trusted TLS-terminating proxy forwards the client's
     /// certificate in, when configured.
     pub(crate) certificate_header: Option<http::HeaderName>,
+    /// The bare `DPoP` challenge a 401 to a bearer request adds, built once:
+    /// refusing garbage must stay cheap.
+    pub(crate) dpop_bare: Option<http::HeaderValue>,
 }
 
 /// Samples the gauges now and every [`SAMPLE_EVERY`](crate::observe)
@@ -456,12 +459,10 @@ impl Shared {
                 http::header::WWW_AUTHENTICATE,
                 crate::response::dpop_challenge(&bearer, &dpop.algs),
             );
-        } else if err.status() == http::StatusCode::UNAUTHORIZED {
-            let bare = self.responder.challenge(&AuthError::MissingToken);
-            let bare = bare.as_ref().map_or(bearer.clone(), |b| {
-                crate::response::dpop_challenge(b, &dpop.algs)
-            });
-            headers.append(http::header::WWW_AUTHENTICATE, bare);
+        } else if err.status() == http::StatusCode::UNAUTHORIZED
+            && let Some(bare) = &self.dpop_bare
+        {
+            headers.append(http::header::WWW_AUTHENTICATE, bare.clone());
         }
     }
 
