@@ -190,6 +190,10 @@ impl Metrics {
     /// Counts one request through the layer.
     #[inline]
     pub(crate) fn request(&self, outcome: &Outcome<'_>) {
+        // Without the feature the handles are no-ops: not even a lookup.
+        if cfg!(not(feature = "metrics")) {
+            return;
+        }
         match outcome {
             Outcome::Accepted(principal) => match principal.source() {
                 TokenSource::Jwt => self.accepted_jwt.increment(1),
@@ -207,6 +211,9 @@ impl Metrics {
     /// Counts a guard's refusal of a request the layer let through, with
     /// the principal's source (`none` for an anonymous request).
     pub(crate) fn guard_refused(&self, err: &AuthError, source: Option<TokenSource>) {
+        if cfg!(not(feature = "metrics")) {
+            return;
+        }
         let counters = match source {
             Some(TokenSource::Jwt) => &self.guard_refused_jwt,
             Some(TokenSource::Introspection) => &self.guard_refused_introspection,

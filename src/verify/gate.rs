@@ -440,10 +440,15 @@ impl Shared {
         let Some(dpop) = &self.dpop else {
             return;
         };
+        let dpop_only = presentation == crate::dpop::Presentation::Dpop
+            || dpop.mode == crate::dpop::DpopMode::Required;
         let headers = response.headers_mut();
-        let Some(bearer) = headers.get(http::header::WWW_AUTHENTICATE).cloned() else {
+        if !dpop_only && err.status() != http::StatusCode::UNAUTHORIZED {
             return;
-        };
+        }
+        if !headers.contains_key(http::header::WWW_AUTHENTICATE) {
+            return;
+        }
         if matches!(
             err,
             AuthError::InvalidDpopProof(crate::error::InvalidDpopProof::UseNonce)
@@ -452,13 +457,11 @@ impl Shared {
         {
             headers.insert("dpop-nonce", nonce);
         }
-        let dpop_only = presentation == crate::dpop::Presentation::Dpop
-            || dpop.mode == crate::dpop::DpopMode::Required;
         if dpop_only {
-            headers.insert(
-                http::header::WWW_AUTHENTICATE,
-                crate::response::dpop_challenge(&bearer, &dpop.algs),
-            );
+            if let Some(bearer) = headers.get(http::header::WWW_AUTHENTICATE) {
+                let in_dpop = crate::response::dpop_challenge(bearer, &dpop.algs);
+                headers.insert(http::header::WWW_AUTHENTICATE, in_dpop);
+            }
         } else if err.status() == http::StatusCode::UNAUTHORIZED
             && let Some(bare) = &self.dpop_bare
         {
