@@ -328,6 +328,14 @@ pub(crate) fn check(
     // Clients mostly send the URL exactly as it is normalised: then there
     // is nothing to parse.
     if htu != expected.htu.as_str() {
+        // RFC 3986, not the WHATWG rules the parser follows for http(s):
+        // `https:///host/` and backslashes are not this URL.
+        let authority_next = htu
+            .find("://")
+            .is_some_and(|i| !htu[i + 3..].starts_with('/'));
+        if !authority_next || htu.contains('\\') {
+            return Err(Why::WrongUrl);
+        }
         let htu = Url::parse(&htu).map_err(|_| Why::WrongUrl)?;
         if !same_url(&htu, expected.htu) {
             return Err(Why::WrongUrl);
