@@ -142,6 +142,11 @@ fn main() {
     }
     c.final_summary();
 
+    // Paired: a batch through each in turn, many times, the difference
+    // taken batch pair by batch pair (robust to load that comes and goes).
+    let pairs: usize = env_or("TOKENGATE_BENCH_PAIRS", 2000);
+    let (pa, pm, pdiff) = common::paired_ns(&mut alone, &mut with_mcp, make, pairs, 64);
+
     let values = |id: &str| -> Vec<f64> {
         (1..=rounds)
             .filter_map(|r| median_ns(&dir, r, id))
@@ -165,6 +170,15 @@ fn main() {
         "added by McpScopes",
         added,
         if added < 2000.0 { "met" } else { "NOT met" }
+    );
+    println!("paired, {pairs} pairs of 64-request batches, medians:");
+    println!("{:<34} {:>12.1}", "  gate.layer() alone", pa);
+    println!("{:<34} {:>12.1}", "  gate.layer() + McpScopes", pm);
+    println!(
+        "{:<34} {:>12.1}   (target < 2000 ns: {})",
+        "  added by McpScopes",
+        pdiff,
+        if pdiff < 2000.0 { "met" } else { "NOT met" }
     );
     let (ignored, value) = (values("serde_ignored_any"), values("serde_value"));
     if !ignored.is_empty() && !value.is_empty() {

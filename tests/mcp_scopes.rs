@@ -552,13 +552,41 @@ async fn escapes_are_decoded_as_the_server_decodes_them() {
     assert!(trick(&s, body, strict()).await.is_err());
 }
 
+/// A tool call whose `arguments` are `arguments` (raw JSON).
+fn call_with(tool: &str, arguments: &str) -> String {
+    format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"{tool}","arguments":{arguments}}}}}"#
+    )
+}
+
 #[tokio::test]
-async fn numbers_out_of_range_are_unclassifiable() {
+async fn what_the_server_refuses_in_a_skipped_value_does_not_lower_the_bar() {
+    // The layer skips the values that choose nothing (ids, arguments,
+    // `_meta`) with serde_json's own skipping, which does not check
+    // number ranges, surrogates, UTF-8 or depth inside them. rmcp refuses
+    // such bodies, so nothing runs; and the tool they name still needs its
+    // own scopes, so none of these is a way past the layer.
     let s = Setup::new().await;
-    let body = br#"{"jsonrpc":"2.0","id":1e400,"method":"tools/call","params":{"name":"echo"}}"#;
-    assert!(trick(&s, body, strict()).await.is_err());
-    let body = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"n":-1e999}}}"#;
-    assert!(trick(&s, body, strict()).await.is_err());
+    let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+    let skipped = [
+        r#"{"n":1e400}"#.to_owned(),
+        r#"{"n":-1e999}"#.to_owned(),
+        r#"{"s":"\ud800"}"#.to_owned(),
+        format!(r#"{{"a":{}}}"#, deep(1_000)),
+    ];
+    for arguments in &skipped {
+        for tool in ["delete", "search", "echo"] {
+            let body = call_with(tool, arguments);
+            let theirs = trick(&s, body.as_bytes(), tool_needs(tool)).await;
+            assert!(theirs.is_err(), "rmcp refuses {body:.80}: {theirs:?}");
+        }
+    }
+    // The same in the id.
+    let body = br#"{"jsonrpc":"2.0","id":1e400,"method":"tools/call","params":{"name":"delete"}}"#;
+    assert!(trick(&s, body, tool_needs("delete")).await.is_err());
+    // Invalid UTF-8 inside an argument string.
+    let body = b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"delete\",\"arguments\":{\"s\":\"\xff\xfe\"}}}";
+    assert!(trick(&s, body, tool_needs("delete")).await.is_err());
     // A large integer is a valid (float) number to serde_json: the tool is
     // read; rmcp refuses the id.
     let body = br#"{"jsonrpc":"2.0","id":123456789012345678901234567890,"method":"tools/call","params":{"name":"delete"}}"#;
@@ -566,30 +594,32 @@ async fn numbers_out_of_range_are_unclassifiable() {
 }
 
 #[tokio::test]
-async fn deep_nesting_is_unclassifiable() {
+async fn deep_nesting_is_bounded_by_the_body_not_the_stack() {
     let s = Setup::new().await;
     let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
-    let body = format!(
-        r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"echo","arguments":{{"a":{}}}}}}}"#,
-        deep(10_000)
-    );
-    let s_big = rules().max_body_bytes(1 << 20);
-    let (response, seen) = s.send_with(s_big, "", post(body.clone())).await;
+    let big = || rules().max_body_bytes(1 << 20);
+    // 100 000 levels inside the arguments: skipped without recursion, so
+    // the tool's scopes decide. Refused without them, and never read by
+    // the inner service...
+    let body = call_with("delete", &format!(r#"{{"a":{}}}"#, deep(100_000)));
+    let (response, seen) = s.send_with(big(), "", post(body.clone())).await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
-    assert_eq!(scope_of(&response), strict());
+    assert_eq!(scope_of(&response), tool_needs("delete"));
     assert!(seen.is_empty());
+    // ...let through, unchanged, with them; rmcp then refuses it.
+    let (response, seen) = s
+        .send_with(big(), "docs:write admin", post(body.clone()))
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].1, body.as_bytes());
     assert!(rmcp_dispatch(body.as_bytes()).is_err());
-    // Within the bound, too.
-    let body = format!(
-        r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"echo","arguments":{{"a":{}}}}}}}"#,
-        deep(1_000)
-    );
+    // Where the structure is read (a batch, a message), serde_json's
+    // recursion limit applies: unclassifiable.
+    let body = format!("[{}]", deep(1_000));
     assert!(trick(&s, body.as_bytes(), strict()).await.is_err());
     // Shallow nesting is fine.
-    let body = format!(
-        r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"echo","arguments":{{"a":{}}}}}}}"#,
-        deep(100)
-    );
+    let body = call_with("echo", &format!(r#"{{"a":{}}}"#, deep(100)));
     assert!(trick(&s, body.as_bytes(), None).await.is_ok());
 }
 

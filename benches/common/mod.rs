@@ -137,3 +137,53 @@ pub fn introspecting_gate(rt: &tokio::runtime::Runtime, issuer: &TestIssuer) -> 
     )
     .unwrap()
 }
+
+/// What `b` costs per request more than `a`, measured pair by pair so that
+/// load on the machine hits both alike: `pairs` times, a batch of `batch`
+/// requests through `a` then a batch through `b` (in alternating order),
+/// each timed; the median over pairs of the difference, in ns per request,
+/// with the medians of `a` and `b` themselves.
+pub fn paired_ns<SA, SB, B, R>(
+    a: &mut SA,
+    b: &mut SB,
+    make: impl Fn() -> Request<B>,
+    pairs: usize,
+    batch: usize,
+) -> (f64, f64, f64)
+where
+    SA: Service<Request<B>, Response = Response<R>, Error = Infallible>,
+    SB: Service<Request<B>, Response = Response<R>, Error = Infallible>,
+{
+    fn timed<S, B, R>(svc: &mut S, requests: Vec<Request<B>>) -> f64
+    where
+        S: Service<Request<B>, Response = Response<R>, Error = Infallible>,
+    {
+        let n = requests.len() as f64;
+        let mut responses = Vec::with_capacity(requests.len());
+        let start = Instant::now();
+        for req in requests {
+            responses.push(call(svc, req));
+        }
+        let elapsed = start.elapsed();
+        black_box(&responses);
+        elapsed.as_nanos() as f64 / n
+    }
+    let batch_of = || (0..batch).map(|_| make()).collect::<Vec<_>>();
+    // Warm-up.
+    timed(a, batch_of());
+    timed(b, batch_of());
+    let (mut xs, mut ys, mut diffs) = (Vec::new(), Vec::new(), Vec::new());
+    for pair in 0..pairs {
+        let (x, y) = if pair % 2 == 0 {
+            let x = timed(a, batch_of());
+            (x, timed(b, batch_of()))
+        } else {
+            let y = timed(b, batch_of());
+            (timed(a, batch_of()), y)
+        };
+        xs.push(x);
+        ys.push(y);
+        diffs.push(y - x);
+    }
+    (median(xs), median(ys), median(diffs))
+}

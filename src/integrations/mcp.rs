@@ -106,10 +106,22 @@
 //! - a message that names `method` or `params` twice, or whose `params`
 //!   names `name` twice, cannot be classified (rmcp refuses duplicate fields
 //!   too);
-//! - every value is parsed, not skipped, so what serde_json refuses anywhere
-//!   in the body (a number out of range such as `1e400`, a lone surrogate,
-//!   nesting deeper than 128, invalid UTF-8, a byte-order mark, anything
-//!   after the JSON value) makes the body unclassifiable;
+//! - the structure of the body is read by the same tokenizer: where a
+//!   string, an object or an array begins and ends, which members belong to
+//!   which object; what serde_json refuses in that structure (not JSON, a
+//!   byte-order mark, anything after the JSON value, nesting deeper than 128
+//!   where messages and `params` are read, invalid UTF-8 or a lone surrogate
+//!   in a member name, `method` or `name`) makes the body unclassifiable;
+//! - the values that choose nothing (`id`, `jsonrpc`, `arguments`, `_meta`,
+//!   any other member) are skipped with serde_json's own skipping
+//!   (`IgnoredAny`), which finds where they end but does not check number
+//!   ranges (`1e400`), surrogates, UTF-8 or depth inside them. A body with
+//!   such a value is read by its method and tool like any other, and the
+//!   server then refuses to parse it: no tool runs, and the tool it names
+//!   needed its own scopes anyway. Skipping them so takes a fifth less work
+//!   than parsing them (README, Performance), and a deeply nested value is skipped
+//!   without recursion, so its depth is bounded by
+//!   [`max_body_bytes`](McpScopes::max_body_bytes), not by the stack;
 //! - a message is an object with a string `method`, or without one but with
 //!   `result` or `error` (a response); anything else (not JSON, a scalar, an
 //!   empty batch, a batch member that is not an object, a `tools/call`
@@ -136,13 +148,14 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
+use bytes::{Buf, BufMut, BytesMut};
 use http::request::Parts;
 use http::{Method, Request, Response, StatusCode, header};
 use http_body::Body;
-use http_body_util::combinators::Collect;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
 use pin_project_lite::pin_project;
-use serde::de::{self, DeserializeSeed, Deserializer as _, MapAccess, SeqAccess, Visitor};
+use serde::de::{
+    self, DeserializeSeed, Deserializer as _, IgnoredAny, MapAccess, SeqAccess, Visitor,
+};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -481,14 +494,7 @@ impl Config {
     /// Calls `each` with what every message of `body` needs; `false` when
     /// the body cannot be classified (what `each` saw is then void).
     fn classify<'c>(&'c self, body: &[u8], each: &mut dyn FnMut(&'c McpRequirement)) -> bool {
-        // The whole body is UTF-8 or none of it is read, as with
-        // `from_slice` (which checks each string as it goes), but with a
-        // SIMD check: std's UTF-8 check of the strings was half the cost of
-        // classifying a 2 KiB `tools/call` with non-ASCII arguments.
-        let Ok(text) = simdutf8::basic::from_utf8(body) else {
-            return false;
-        };
-        let mut de = serde_json::Deserializer::from_str(text);
+        let mut de = serde_json::Deserializer::from_slice(body);
         (&mut de)
             .deserialize_any(Top { config: self, each })
             .and_then(|()| de.end())
@@ -536,21 +542,9 @@ impl Config {
     }
 }
 
-// --- The JSON reader: serde_json visitors that read `method` and
-// `params.name` and parse (without keeping) everything else.
-
-/// Any JSON value, parsed and dropped. `deserialize_any` rather than
-/// `IgnoredAny` because serde_json's `IgnoredAny` skips numbers without
-/// checking their range, and the server's own parse does not.
-struct Skip;
-
-impl<'de> de::Deserialize<'de> for Skip {
-    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Skip, D::Error> {
-        d.deserialize_any(SkipVisitor)
-    }
-}
-
-struct SkipVisitor;
+// --- The JSON reader: serde_json visitors that read the structure of each
+// message, its `method` and `params.name`, and skip every other value with
+// serde_json's own skipping (`IgnoredAny`).
 
 /// The scalar `visit_*` methods of a visitor that accepts any value,
 /// answering `$value`.
@@ -587,42 +581,14 @@ macro_rules! accept_scalars {
 }
 
 fn drain_seq<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<(), A::Error> {
-    while seq.next_element::<Skip>()?.is_some() {}
+    while seq.next_element::<IgnoredAny>()?.is_some() {}
     Ok(())
 }
 
 fn drain_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<(), A::Error> {
-    while map.next_entry::<Skip, Skip>()?.is_some() {}
+    while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
     Ok(())
 }
-
-impl<'de> Visitor<'de> for SkipVisitor {
-    type Value = Skip;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-
-    accept_scalars!(Skip);
-
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Skip, E> {
-        Ok(Skip)
-    }
-
-    fn visit_some<D: de::Deserializer<'de>>(self, d: D) -> Result<Skip, D::Error> {
-        Skip::deserialize(d)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Skip, A::Error> {
-        drain_seq(seq).map(|()| Skip)
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Skip, A::Error> {
-        drain_map(map).map(|()| Skip)
-    }
-}
-
-use serde::Deserialize as _;
 
 /// The body: one message, or a batch of them.
 struct Top<'c, 'f> {
@@ -736,10 +702,10 @@ fn message<'de, 'c, A: MapAccess<'de>>(
             }
             Member::Answer => {
                 answer = true;
-                map.next_value::<Skip>()?;
+                map.next_value::<IgnoredAny>()?;
             }
             Member::Other => {
-                map.next_value::<Skip>()?;
+                map.next_value::<IgnoredAny>()?;
             }
         }
     }
@@ -821,7 +787,7 @@ impl<'de, 'c> Visitor<'de> for ParamsSeed<'c> {
                     name = Some(map.next_value_seed(NameSeed(self.0))?);
                 }
                 ParamsMember::Other => {
-                    map.next_value::<Skip>()?;
+                    map.next_value::<IgnoredAny>()?;
                 }
             }
         }
@@ -965,6 +931,50 @@ fn status<B: Default>(status: StatusCode) -> Response<B> {
     response
 }
 
+/// The body read so far: the first chunk as it came (a body of one chunk,
+/// the usual case, is neither copied nor collected into a list), later ones
+/// appended to a copy.
+#[derive(Default)]
+struct BodySoFar {
+    first: Bytes,
+    more: Option<BytesMut>,
+}
+
+impl BodySoFar {
+    fn len(&self) -> usize {
+        self.more.as_ref().map_or(self.first.len(), BytesMut::len)
+    }
+
+    /// Adds `data`; `Err` when the body would exceed `limit` bytes.
+    fn push(&mut self, mut data: impl Buf, limit: usize) -> Result<(), ()> {
+        let n = data.remaining();
+        if n > limit.saturating_sub(self.len()) {
+            return Err(());
+        }
+        if n == 0 {
+            return Ok(());
+        }
+        match &mut self.more {
+            Some(more) => more.put(data),
+            None if self.first.is_empty() => self.first = data.copy_to_bytes(n),
+            None => {
+                let mut more = BytesMut::with_capacity(self.first.len() + n);
+                more.put_slice(&self.first);
+                more.put(data);
+                self.more = Some(more);
+            }
+        }
+        Ok(())
+    }
+
+    fn take(&mut self) -> Bytes {
+        match self.more.take() {
+            Some(more) => more.freeze(),
+            None => std::mem::take(&mut self.first),
+        }
+    }
+}
+
 fn declared_length<B: Body>(req: &Request<B>) -> u64 {
     let header = req
         .headers()
@@ -1032,7 +1042,9 @@ where
         let (parts, body) = req.into_parts();
         McpScopesFuture {
             state: State::Read {
-                collect: Limited::new(body, limit).collect(),
+                body,
+                read: BodySoFar::default(),
+                limit,
                 parts: Some(parts),
                 inner: Some(inner),
                 config: self.config.clone(),
@@ -1066,7 +1078,9 @@ pin_project! {
     {
         Read {
             #[pin]
-            collect: Collect<Limited<B>>,
+            body: B,
+            read: BodySoFar,
+            limit: usize,
             parts: Option<Parts>,
             inner: Option<S>,
             config: Arc<Config>,
@@ -1097,19 +1111,33 @@ where
                         .expect("McpScopesFuture polled after completion")));
                 }
                 StateProj::Read {
-                    collect,
+                    mut body,
+                    read,
+                    limit,
                     parts,
                     inner,
                     config,
                     wire,
                 } => {
-                    let collected = ready!(collect.poll(cx));
+                    let collected = loop {
+                        match ready!(body.as_mut().poll_frame(cx)) {
+                            None => break Ok(read.take()),
+                            Some(Ok(frame)) => {
+                                // Trailers are dropped: JSON-RPC has none.
+                                if let Ok(data) = frame.into_data()
+                                    && let Err(()) = read.push(data, *limit)
+                                {
+                                    break Err(StatusCode::PAYLOAD_TOO_LARGE);
+                                }
+                            }
+                            Some(Err(_)) => break Err(StatusCode::BAD_REQUEST),
+                        }
+                    };
                     let parts = parts
                         .take()
                         .expect("McpScopesFuture polled after completion");
                     match collected {
-                        Ok(collected) => {
-                            let bytes = collected.to_bytes();
+                        Ok(bytes) => {
                             let verdict = match parts.extensions.get::<Principal>() {
                                 Some(p) => config.decide(&bytes, Granted::of(p, &parts.extensions)),
                                 None => Err(missing_principal(&parts.extensions)),
@@ -1133,12 +1161,7 @@ where
                                 }
                             }
                         }
-                        Err(err) => {
-                            let code = if err.downcast_ref::<LengthLimitError>().is_some() {
-                                StatusCode::PAYLOAD_TOO_LARGE
-                            } else {
-                                StatusCode::BAD_REQUEST
-                            };
+                        Err(code) => {
                             tracing::debug!(target: "tokengate", status = code.as_u16(), "MCP request body not read");
                             State::Reject {
                                 response: Some(status(code)),
@@ -1229,6 +1252,27 @@ mod tests {
         // `either` is met by `r`, and named by it so the client keeps it.
         assert_eq!(required(body, "r"), Err("r w list".into()));
         assert_eq!(required(body, "r w list"), Ok(()));
+    }
+
+    #[test]
+    fn a_body_is_read_up_to_its_limit_and_one_chunk_is_not_copied() {
+        let chunk = Bytes::from_static(b"0123456789");
+        let mut read = BodySoFar::default();
+        read.push(Bytes::new(), 10).unwrap();
+        read.push(chunk.clone(), 10).unwrap();
+        read.push(Bytes::new(), 10).unwrap();
+        let one = read.take();
+        assert_eq!(one.as_ptr(), chunk.as_ptr(), "the very chunk, not a copy");
+
+        let mut read = BodySoFar::default();
+        read.push(&b"0123"[..], 10).unwrap();
+        read.push(&b"45678"[..], 10).unwrap();
+        read.push(&b"9"[..], 10).unwrap(); // exactly the limit
+        assert_eq!(read.push(&b"x"[..], 10), Err(()));
+        assert_eq!(read.take(), &b"0123456789"[..]);
+
+        let mut read = BodySoFar::default();
+        assert_eq!(read.push(&b"0123456789x"[..], 10), Err(()));
     }
 
     #[test]
