@@ -10,6 +10,12 @@
 //! so is a bound token given to [`TokenGate::verify`](crate::TokenGate::verify),
 //! which sees no connection.
 //!
+//! With tonic's own TLS server there is nothing to write: with the feature
+//! `tonic-tls`, the gate reads the client certificate from the
+//! `TlsConnectInfo` tonic puts in every request's extensions (what
+//! `tonic::Request::peer_certs` reads), when no `ClientCertificate` is
+//! there.
+//!
 //! ```
 //! use tokengate::mtls::ClientCertificate;
 //!
@@ -73,6 +79,18 @@ pub(crate) fn from_header(value: &http::HeaderValue) -> Option<ClientCertificate
     let der = STANDARD.decode(body).ok()?;
     // A DER certificate is a SEQUENCE.
     (der.first() == Some(&0x30)).then(|| ClientCertificate::new(der))
+}
+
+/// The end-entity certificate tonic's TLS server saw, from the
+/// `TlsConnectInfo` it puts in every request's extensions (tonic's own
+/// `Request::peer_certs` reads the same).
+#[cfg(feature = "tonic-tls")]
+pub(crate) fn from_tonic(extensions: &http::Extensions) -> Option<ClientCertificate> {
+    use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+    let certs = extensions
+        .get::<TlsConnectInfo<TcpConnectInfo>>()?
+        .peer_certs()?;
+    certs.first().map(ClientCertificate::new)
 }
 
 impl std::fmt::Debug for ClientCertificate {

@@ -413,7 +413,8 @@ pub(crate) fn sample_gauges(gate: &TokenGate) {
 
 impl Shared {
     /// The client certificate of a request: the acceptor's extension, else
-    /// (when configured) the trusted proxy's header.
+    /// tonic's TLS connection info (feature `tonic-tls`), else (when
+    /// configured) the trusted proxy's header.
     pub(crate) fn certificate<'r>(
         &self,
         extensions: &'r http::Extensions,
@@ -421,6 +422,10 @@ impl Shared {
     ) -> Option<std::borrow::Cow<'r, crate::mtls::ClientCertificate>> {
         if let Some(certificate) = extensions.get::<crate::mtls::ClientCertificate>() {
             return Some(std::borrow::Cow::Borrowed(certificate));
+        }
+        #[cfg(feature = "tonic-tls")]
+        if let Some(certificate) = crate::mtls::from_tonic(extensions) {
+            return Some(std::borrow::Cow::Owned(certificate));
         }
         let name = self.certificate_header.as_ref()?;
         crate::mtls::from_header(headers.get(name)?).map(std::borrow::Cow::Owned)

@@ -76,3 +76,22 @@ pub async fn serve(
         .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
         .await
 }
+
+/// Serves the items service on `listener` over TLS with `tls` (which may
+/// ask clients for a certificate: `ServerTlsConfig::client_ca_root`),
+/// behind `gate`. With tokengate's `tonic-tls` feature the gate reads each
+/// request's client certificate from tonic's `TlsConnectInfo`, so tokens
+/// bound to a certificate (RFC 8705, `cnf["x5t#S256"]`) are accepted only
+/// from the client holding it.
+pub async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    gate: TokenGate,
+    tls: tonic::transport::ServerTlsConfig,
+) -> Result<(), tonic::transport::Error> {
+    tonic::transport::Server::builder()
+        .tls_config(tls)?
+        .layer(gate.layer())
+        .add_service(ItemsServer::new(ItemsService::default()))
+        .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
+        .await
+}
