@@ -213,6 +213,26 @@ async fn each_rule_of_section_4_3_broken_alone_is_refused() {
                 .sign(),
             "the DPoP proof is for another URL",
         ),
+        // Spaces and controls, which the parser strips at either end and
+        // drops inside (the fuzzer found the first accepted).
+        (
+            key.proof("GET", " http://api.tokengate.test/items")
+                .token(&token)
+                .sign(),
+            "the DPoP proof is for another URL",
+        ),
+        (
+            key.proof("GET", "http://api.tokengate.test/items ")
+                .token(&token)
+                .sign(),
+            "the DPoP proof is for another URL",
+        ),
+        (
+            key.proof("GET", "http://api.token\tgate.test/it\nems")
+                .token(&token)
+                .sign(),
+            "the DPoP proof is for another URL",
+        ),
         (
             proof().claim("iat", now - 120).sign(),
             "the DPoP proof is too old or from the future",
