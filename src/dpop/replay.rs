@@ -64,10 +64,12 @@ pub trait ReplayStore: Send + Sync + 'static {
 /// window old it becomes the previous one, and the previous one is
 /// dropped. So every key is kept at least its window, and at most about
 /// twice that; a proof is new when neither generation holds it. Keys are
-/// SHA-256 outputs, so they are spread over shards and hashed by their own
-/// bytes (nobody can choose keys that collide). A check costs a lock of one
-/// of 64 shards and two lookups: a fraction of a general-purpose cache's
-/// insert (README, Performance).
+/// SHA-256 outputs, so they are spread over shards by one of their bytes
+/// and hashed by eight others mixed with a secret seed of this store (a
+/// client grinding `jti`s cannot aim at one bucket), and a generation that
+/// was once swollen gives its memory back when it is dropped. A check costs
+/// a lock of one of 64 shards and two lookups: a fraction of a
+/// general-purpose cache's insert (README, Performance).
 pub struct MemoryReplayStore {
     shards: Box<[std::sync::Mutex<Shard>]>,
     capacity: u64,
@@ -86,15 +88,16 @@ struct Shard {
     previous: std::collections::HashSet<ReplayKey, KeyBytes>,
 }
 
-/// Hashes a [`ReplayKey`] by its first eight bytes: it is already a
-/// SHA-256 output.
-#[derive(Clone, Copy, Default)]
-struct KeyBytes;
+/// Hashes a [`ReplayKey`] by its first eight bytes, already a SHA-256
+/// output, mixed with the store's seed (a folded multiply, as foldhash
+/// does), so which keys share a bucket depends on a secret.
+#[derive(Clone, Copy)]
+struct KeyBytes(u64);
 
 impl std::hash::BuildHasher for KeyBytes {
     type Hasher = KeyHasher;
     fn build_hasher(&self) -> KeyHasher {
-        KeyHasher(0)
+        KeyHasher(self.0)
     }
 }
 
@@ -106,11 +109,13 @@ impl std::hash::Hasher for KeyHasher {
     }
     fn write(&mut self, bytes: &[u8]) {
         // The key's bytes (an array hashes its length first, through
-        // `write_usize`, which mixes in here too).
+        // `write_usize`, ignored below).
         let mut first = [0u8; 8];
         let n = bytes.len().min(8);
         first[..n].copy_from_slice(&bytes[..n]);
-        self.0 ^= u64::from_le_bytes(first);
+        let product =
+            u128::from(u64::from_le_bytes(first) ^ self.0) * u128::from(0x9E37_79B9_7F4A_7C15_u64);
+        self.0 = (product as u64) ^ ((product >> 64) as u64);
     }
     fn write_usize(&mut self, _: usize) {}
 }
@@ -126,14 +131,17 @@ impl MemoryReplayStore {
     /// # drop(store);
     /// ```
     pub fn new(capacity: u64) -> Self {
+        use std::hash::BuildHasher;
         let now = crate::clock::now();
+        // std's per-process random keys, as a seed nobody outside sees.
+        let seed = KeyBytes(std::collections::hash_map::RandomState::new().hash_one(0u64));
         MemoryReplayStore {
             shards: (0..SHARDS)
                 .map(|_| {
                     std::sync::Mutex::new(Shard {
                         started: now,
-                        current: Default::default(),
-                        previous: Default::default(),
+                        current: std::collections::HashSet::with_hasher(seed),
+                        previous: std::collections::HashSet::with_hasher(seed),
                     })
                 })
                 .collect(),
@@ -183,9 +191,29 @@ impl MemoryReplayStore {
         }
         std::mem::swap(current, previous);
         current.clear();
+        // `clear` keeps the table: one that a burst (or a client aiming
+        // every proof at this shard) swelled is given back, sized for what
+        // the last generation held.
+        let expected = previous.len();
+        if current.capacity() > expected.saturating_mul(4).max(4096) {
+            current.shrink_to(expected);
+        }
         shard.started = now;
         self.live
             .fetch_sub(dropped as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl MemoryReplayStore {
+    /// Counts one more entry if there is room: reserved first, so threads
+    /// in different shards cannot all pass a check and overshoot.
+    fn reserve(&self) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        if self.live.fetch_add(1, Relaxed) < self.capacity {
+            return true;
+        }
+        self.live.fetch_sub(1, Relaxed);
+        false
     }
 }
 
@@ -201,7 +229,7 @@ impl ReplayStore for MemoryReplayStore {
         if shard.previous.contains(&key) || shard.current.contains(&key) {
             return ReplayCheck::Done(Ok(false));
         }
-        if self.live.load(Relaxed) >= self.capacity {
+        if !self.reserve() {
             // Shards turn over when they are used; before refusing, turn
             // over every one that is due (one lock at a time), then look
             // again.
@@ -213,7 +241,7 @@ impl ReplayStore for MemoryReplayStore {
             if shard.previous.contains(&key) || shard.current.contains(&key) {
                 return ReplayCheck::Done(Ok(false));
             }
-            if self.live.load(Relaxed) >= self.capacity {
+            if !self.reserve() {
                 // Full: forgetting a key before its window ends would let
                 // its proof through again. Fail closed.
                 return ReplayCheck::Done(Err(ReplayError::Unavailable(
@@ -222,7 +250,6 @@ impl ReplayStore for MemoryReplayStore {
             }
         }
         shard.current.insert(key);
-        self.live.fetch_add(1, Relaxed);
         ReplayCheck::Done(Ok(true))
     }
 }
@@ -295,10 +322,49 @@ mod tests {
     }
 
     #[test]
-    fn keys_hash_by_their_first_bytes() {
+    fn keys_hash_by_their_first_bytes_and_a_seed_of_the_store() {
         use std::hash::BuildHasher;
-        let mut a = [0u8; 32];
-        a[..8].copy_from_slice(&42u64.to_le_bytes());
-        assert_eq!(KeyBytes.hash_one(a), 42);
+        let hasher = |store: &MemoryReplayStore| store.lock(0).current.hasher().to_owned();
+        let (one, two) = (MemoryReplayStore::new(1), MemoryReplayStore::new(1));
+        let (mut a, mut b) = ([1u8; 32], [1u8; 32]);
+        b[8..].fill(9);
+        assert_eq!(hasher(&one).hash_one(a), hasher(&one).hash_one(b));
+        a[0] = 2;
+        assert_ne!(hasher(&one).hash_one(a), hasher(&one).hash_one(b));
+        // Another store, another seed: which keys collide is not known
+        // in advance (equal by chance once in 2^64).
+        let (a, b) = (hasher(&one).hash_one(a), hasher(&two).hash_one(a));
+        assert_ne!(a, b);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_swollen_generation_gives_its_memory_back_when_dropped() {
+        let store = MemoryReplayStore::new(1_000_000);
+        let key = |i: u32| {
+            let mut k = [0u8; 32];
+            k[..4].copy_from_slice(&i.to_le_bytes());
+            k // all in shard 0
+        };
+        for i in 0..50_000 {
+            assert!(matches!(
+                store.first_use(key(i), TTL),
+                ReplayCheck::Done(Ok(true))
+            ));
+        }
+        let swollen = store.lock(0).current.capacity();
+        assert!(swollen >= 50_000);
+        // Two quiet windows later, a few keys: the big table is not kept.
+        for round in 0..2 {
+            tokio::time::advance(TTL).await;
+            let i = 1_000_000 + round;
+            assert!(matches!(
+                store.first_use(key(i), TTL),
+                ReplayCheck::Done(Ok(true))
+            ));
+        }
+        let shard = store.lock(0);
+        assert!(shard.current.capacity() + shard.previous.capacity() < swollen / 4);
+        drop(shard);
+        assert_eq!(store.live.load(std::sync::atomic::Ordering::Relaxed), 2);
     }
 }
