@@ -14,7 +14,7 @@
 //! `tonic-tls`, the gate reads the client certificate from the
 //! `TlsConnectInfo` tonic puts in every request's extensions (what
 //! `tonic::Request::peer_certs` reads), when no `ClientCertificate` is
-//! there.
+//! there; on such a connection the trusted-proxy header is never read.
 //!
 //! ```
 //! use tokengate::mtls::ClientCertificate;
@@ -81,16 +81,22 @@ pub(crate) fn from_header(value: &http::HeaderValue) -> Option<ClientCertificate
     (der.first() == Some(&0x30)).then(|| ClientCertificate::new(der))
 }
 
-/// The end-entity certificate tonic's TLS server saw, from the
-/// `TlsConnectInfo` it puts in every request's extensions (tonic's own
-/// `Request::peer_certs` reads the same).
+/// tonic's TLS connection info, when tonic's own TLS server accepted the
+/// connection (it puts a `TlsConnectInfo` in every request's extensions).
 #[cfg(feature = "tonic-tls")]
-pub(crate) fn from_tonic(extensions: &http::Extensions) -> Option<ClientCertificate> {
-    use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
-    let certs = extensions
-        .get::<TlsConnectInfo<TcpConnectInfo>>()?
-        .peer_certs()?;
-    certs.first().map(ClientCertificate::new)
+pub(crate) fn tonic_tls(
+    extensions: &http::Extensions,
+) -> Option<&tonic::transport::server::TlsConnectInfo<tonic::transport::server::TcpConnectInfo>> {
+    extensions.get()
+}
+
+/// The end-entity certificate of that connection (first in rustls's peer
+/// chain; what `tonic::Request::peer_certs` reads), if the client sent one.
+#[cfg(feature = "tonic-tls")]
+pub(crate) fn from_tonic(
+    tls: &tonic::transport::server::TlsConnectInfo<tonic::transport::server::TcpConnectInfo>,
+) -> Option<ClientCertificate> {
+    tls.peer_certs()?.first().map(ClientCertificate::new)
 }
 
 impl std::fmt::Debug for ClientCertificate {

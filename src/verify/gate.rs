@@ -423,9 +423,12 @@ impl Shared {
         if let Some(certificate) = extensions.get::<crate::mtls::ClientCertificate>() {
             return Some(std::borrow::Cow::Borrowed(certificate));
         }
+        // A connection tonic terminated says itself whether the client
+        // sent a certificate: a header is never consulted then, or a
+        // client without one could name someone else's.
         #[cfg(feature = "tonic-tls")]
-        if let Some(certificate) = crate::mtls::from_tonic(extensions) {
-            return Some(std::borrow::Cow::Owned(certificate));
+        if let Some(tls) = crate::mtls::tonic_tls(extensions) {
+            return crate::mtls::from_tonic(tls).map(std::borrow::Cow::Owned);
         }
         let name = self.certificate_header.as_ref()?;
         crate::mtls::from_header(headers.get(name)?).map(std::borrow::Cow::Owned)
