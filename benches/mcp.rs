@@ -10,6 +10,11 @@
 //! `Full<Bytes>` body, a reference-counted clone), so building it cancels out
 //! of the difference.
 //!
+//! Then the same two services are measured pair by pair: 2,000 pairs of
+//! 64-request batches, one through each in alternating order, the added
+//! cost taken within each pair (`TOKENGATE_BENCH_PAIRS`). On a machine
+//! whose speed drifts from second to second, this is the figure to read.
+//!
 //! Two floors are measured beside them: serde_json reading the same body
 //! into `IgnoredAny` and into a `Value` (what the JSON-RPC server behind
 //! the layer does with it anyway).

@@ -239,10 +239,14 @@ fuzz_target!(|data: &[u8]| {
                 Some(data),
                 "the body changed on the way"
             );
-            // A body serde_json refuses (here: in a value the layer skips)
-            // runs nothing on the server, whatever it names.
+            // A body serde_json refuses in a value the layer skips (its
+            // structure is sound: serde_json's own skipping reads it) runs
+            // nothing on the server, whatever it names. A body whose
+            // structure is broken is never let through.
+            let skipped_value_refused = serde_json::from_slice::<Value>(data).is_err()
+                && serde_json::from_slice::<serde::de::IgnoredAny>(data).is_ok();
             assert!(
-                needs_nothing(data) || serde_json::from_slice::<Value>(data).is_err(),
+                needs_nothing(data) || skipped_value_refused,
                 "a scopeless token was let through"
             );
         }
