@@ -213,8 +213,35 @@ async fn each_rule_of_section_4_3_broken_alone_is_refused() {
                 .sign(),
             "the DPoP proof is for another URL",
         ),
-        // Spaces and controls, which the parser strips at either end and
-        // drops inside (the fuzzer found the first accepted).
+        // A `://` later in the string is not the one after the scheme
+        // (a reviewer found these two accepted), and userinfo is part of
+        // the authority.
+        (
+            key.proof("GET", "http:/api.tokengate.test/items?x=://y")
+                .token(&token)
+                .sign(),
+            "the DPoP proof is for another URL",
+        ),
+        (
+            key.proof("GET", "http:api.tokengate.test/items#://a")
+                .token(&token)
+                .sign(),
+            "the DPoP proof is for another URL",
+        ),
+        (
+            key.proof("GET", "http://someone@api.tokengate.test/items")
+                .token(&token)
+                .sign(),
+            "the DPoP proof is for another URL",
+        ),
+        (
+            key.proof("GET", "http://:pw@api.tokengate.test/items")
+                .token(&token)
+                .sign(),
+            "the DPoP proof is for another URL",
+        ),
+        // Spaces and controls, which the parser strips at either end
+        // (tabs and newlines inside too; the fuzzer found the first accepted).
         (
             key.proof("GET", " http://api.tokengate.test/items")
                 .token(&token)

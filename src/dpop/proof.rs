@@ -328,13 +328,20 @@ pub(crate) fn check(
     // Clients mostly send the URL exactly as it is normalised: then there
     // is nothing to parse.
     if htu != expected.htu.as_str() {
-        // RFC 3986, not the WHATWG rules the parser follows for http(s):
-        // `https:///host/` and backslashes are not this URL, nor is one
-        // with spaces or controls, which the parser strips at either end
-        // and drops inside (found by the dpop fuzz target).
-        let authority_next = htu
-            .find("://")
-            .is_some_and(|i| !htu[i + 3..].starts_with('/'));
+        // RFC 3986, not the WHATWG rules the parser follows for http(s),
+        // which repair what is not this URL: a scheme must be followed by
+        // `//` and the authority (`http:/host/`, `http:host/` and
+        // `https:///host/` are not), and backslashes, spaces and controls
+        // are not in a URI (the parser strips spaces and controls at either
+        // end and drops tabs and newlines inside; found by the dpop fuzz
+        // target).
+        let authority_next = htu.split_once(':').is_some_and(|(scheme, rest)| {
+            scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+                && scheme
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+                && rest.strip_prefix("//").is_some_and(|r| !r.starts_with('/'))
+        });
         let not_uri = |b: u8| b <= b' ' || b >= 0x7f || b == b'\\';
         if !authority_next || htu.bytes().any(not_uri) {
             return Err(Why::WrongUrl);
@@ -395,7 +402,10 @@ pub(crate) fn check(
 /// normalisation (the parser lower-cases scheme and host, drops a default
 /// port, resolves dot segments), query and fragment ignored.
 fn same_url(got: &Url, expected: &Url) -> bool {
-    got.scheme() == expected.scheme()
+    // Userinfo is part of the authority (RFC 3986 §3.2): another URI.
+    got.username().is_empty()
+        && got.password().is_none()
+        && got.scheme() == expected.scheme()
         && got.host() == expected.host()
         && got.port_or_known_default() == expected.port_or_known_default()
         && got.path() == expected.path()
