@@ -65,7 +65,7 @@ pub trait ReplayStore: Send + Sync + 'static {
 /// dropped. So every key is kept at least its window, and at most about
 /// twice that; a proof is new when neither generation holds it. Keys are
 /// SHA-256 outputs, so they are spread over shards by one of their bytes
-/// and hashed by eight others mixed with a secret seed of this store (a
+/// and hashed by their first sixteen mixed with a secret seed of this store (a
 /// client grinding `jti`s cannot aim at one bucket), and a generation that
 /// was once swollen gives its memory back when it is dropped. A check costs
 /// a lock of one of 64 shards and two lookups: a fraction of a
@@ -88,8 +88,8 @@ struct Shard {
     previous: std::collections::HashSet<ReplayKey, KeyBytes>,
 }
 
-/// Hashes a [`ReplayKey`] by its first eight bytes, already a SHA-256
-/// output, mixed with the store's seed (a folded multiply, as foldhash
+/// Hashes a [`ReplayKey`] by its first sixteen bytes, already a SHA-256
+/// output, mixed with the store's seed (folded multiplies, as foldhash
 /// does), so which keys share a bucket depends on a secret.
 #[derive(Clone, Copy)]
 struct KeyBytes(u64);
@@ -110,11 +110,12 @@ impl std::hash::Hasher for KeyHasher {
     fn write(&mut self, bytes: &[u8]) {
         // The key's bytes (an array hashes its length first, through
         // `write_usize`, ignored below).
-        let mut first = [0u8; 8];
-        let n = bytes.len().min(8);
+        let mut first = [0u8; 16];
+        let n = bytes.len().min(16);
         first[..n].copy_from_slice(&bytes[..n]);
-        let product =
-            u128::from(u64::from_le_bytes(first) ^ self.0) * u128::from(0x9E37_79B9_7F4A_7C15_u64);
+        let word = |i: usize| u64::from_le_bytes(first[i..i + 8].try_into().expect("8 bytes"));
+        // A folded multiply: the 128-bit product's halves xored.
+        let product = u128::from(word(0) ^ self.0) * u128::from(word(8) ^ 0x9E37_79B9_7F4A_7C15);
         self.0 = (product as u64) ^ ((product >> 64) as u64);
     }
     fn write_usize(&mut self, _: usize) {}
@@ -133,7 +134,8 @@ impl MemoryReplayStore {
     pub fn new(capacity: u64) -> Self {
         use std::hash::BuildHasher;
         let now = crate::clock::now();
-        // std's per-process random keys, as a seed nobody outside sees.
+        // std's random hash keys (drawn from the OS once per thread, then
+        // stepped for each new `RandomState`), as a seed nobody outside sees.
         let seed = KeyBytes(std::collections::hash_map::RandomState::new().hash_one(0u64));
         MemoryReplayStore {
             shards: (0..SHARDS)
@@ -193,10 +195,14 @@ impl MemoryReplayStore {
         current.clear();
         // `clear` keeps the table: one that a burst (or a client aiming
         // every proof at this shard) swelled is given back, sized for what
-        // the last generation held.
+        // the last generation held. Both, as after a long idle both are
+        // empty.
         let expected = previous.len();
-        if current.capacity() > expected.saturating_mul(4).max(4096) {
-            current.shrink_to(expected);
+        for set in [&mut *current, &mut *previous] {
+            let keep = set.len().max(expected);
+            if set.capacity() > keep.saturating_mul(4).max(4096) {
+                set.shrink_to(keep);
+            }
         }
         shard.started = now;
         self.live
@@ -327,10 +333,18 @@ mod tests {
         let hasher = |store: &MemoryReplayStore| store.lock(0).current.hasher().to_owned();
         let (one, two) = (MemoryReplayStore::new(1), MemoryReplayStore::new(1));
         let (mut a, mut b) = ([1u8; 32], [1u8; 32]);
-        b[8..].fill(9);
+        b[16..].fill(9);
         assert_eq!(hasher(&one).hash_one(a), hasher(&one).hash_one(b));
+        for i in [0, 7, 8, 15] {
+            let mut c = b;
+            c[i] = 2;
+            assert_ne!(
+                hasher(&one).hash_one(c),
+                hasher(&one).hash_one(b),
+                "byte {i}"
+            );
+        }
         a[0] = 2;
-        assert_ne!(hasher(&one).hash_one(a), hasher(&one).hash_one(b));
         // Another store, another seed: which keys collide is not known
         // in advance (equal by chance once in 2^64).
         let (a, b) = (hasher(&one).hash_one(a), hasher(&two).hash_one(a));
@@ -366,5 +380,29 @@ mod tests {
         assert!(shard.current.capacity() + shard.previous.capacity() < swollen / 4);
         drop(shard);
         assert_eq!(store.live.load(std::sync::atomic::Ordering::Relaxed), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn after_a_long_idle_neither_generation_keeps_a_swollen_table() {
+        let store = MemoryReplayStore::new(1_000_000);
+        for i in 0u32..50_000 {
+            let mut k = [0u8; 32];
+            k[..4].copy_from_slice(&i.to_le_bytes());
+            assert!(matches!(
+                store.first_use(k, TTL),
+                ReplayCheck::Done(Ok(true))
+            ));
+        }
+        let swollen = store.lock(0).current.capacity();
+        // Both generations over at once: current and previous end empty.
+        tokio::time::advance(TTL * 2).await;
+        assert!(matches!(
+            store.first_use([0u8; 32], TTL),
+            ReplayCheck::Done(Ok(true))
+        ));
+        let shard = store.lock(0);
+        assert!(shard.current.capacity() + shard.previous.capacity() < swollen / 4);
+        drop(shard);
+        assert_eq!(store.live.load(std::sync::atomic::Ordering::Relaxed), 1);
     }
 }
