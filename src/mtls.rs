@@ -14,7 +14,8 @@
 //! `tonic-tls`, the gate reads the client certificate from the
 //! `TlsConnectInfo` tonic puts in every request's extensions (what
 //! `tonic::Request::peer_certs` reads), when no `ClientCertificate` is
-//! there; on such a connection the trusted-proxy header is never read.
+//! there; on such a connection (over TCP, what tonic's `serve` accepts) the
+//! trusted-proxy header is never read.
 //!
 //! ```
 //! use tokengate::mtls::ClientCertificate;

@@ -59,13 +59,19 @@ struct Setup {
 }
 
 async fn setup() -> Setup {
+    setup_with(None).await
+}
+
+/// With `header`, the gate also trusts a proxy's certificate header.
+async fn setup_with(header: Option<&str>) -> Setup {
     let issuer = TestIssuer::start().await.unwrap();
-    let gate = TokenGate::builder()
+    let mut builder = TokenGate::builder()
         .issuer(issuer.issuer())
-        .audience(issuer.audience())
-        .build()
-        .await
-        .unwrap();
+        .audience(issuer.audience());
+    if let Some(header) = header {
+        builder = builder.client_certificate_header(header);
+    }
+    let gate = builder.build().await.unwrap();
     let pki = Pki::new();
     let server = pki.issue(&["localhost"], false);
     let tls = ServerTlsConfig::new()
@@ -107,10 +113,26 @@ impl Setup {
 }
 
 async fn list(client: &mut ItemsClient<Channel>, token: &str) -> Result<(), tonic::Status> {
+    list_with(client, token, None).await
+}
+
+/// With `certificate`, also sends it in the `x-client-cert` header (PEM on
+/// one line), as a proxy would.
+async fn list_with(
+    client: &mut ItemsClient<Channel>,
+    token: &str,
+    certificate: Option<&Issued>,
+) -> Result<(), tonic::Status> {
     let mut request = Request::new(ListItemsRequest {});
     request
         .metadata_mut()
         .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    if let Some(cert) = certificate {
+        let pem = cert.cert.replace('\n', " ");
+        request
+            .metadata_mut()
+            .insert("x-client-cert", pem.trim().parse().unwrap());
+    }
     client.list_items(request).await.map(|_| ())
 }
 
@@ -148,4 +170,28 @@ async fn an_unbound_token_needs_no_certificate() {
     list(&mut s.client(Some(&s.pki.issue(&[], true))).await, &token)
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn on_tonic_s_tls_connection_a_certificate_header_is_never_read() {
+    // The gate trusts a proxy header too, but this connection is tonic's
+    // own TLS: what it says of the client's certificate is the answer.
+    let s = setup_with(Some("x-client-cert")).await;
+    let (alice, mallory) = (s.pki.issue(&[], true), s.pki.issue(&[], true));
+    let token = s.bound_to(&alice);
+    for client in [None, Some(&mallory)] {
+        let status = list_with(&mut s.client(client).await, &token, Some(&alice))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            status.code(),
+            Code::Unauthenticated,
+            "{client:?}",
+            client = client.map(|_| "mallory")
+        );
+    }
+    // Its own certificate still works, header or not.
+    list_with(&mut s.client(Some(&alice)).await, &token, Some(&mallory))
+        .await
+        .expect("the connection's certificate wins");
 }
