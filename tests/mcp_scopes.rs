@@ -655,11 +655,12 @@ async fn other_unclassifiable_bodies_need_every_scope() {
         br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":["delete"]}"#,
         br#"{"jsonrpc":"2.0","id":1,"method":7,"params":{"name":"echo"}}"#,
         b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"ec\xFFho\"}}",
-        // Invalid UTF-8 in the method, in a member name, and in the name
-        // of `params`: no reading of it, so no method and no tool.
+        // Invalid UTF-8 in the method, in a member name beside `method`,
+        // and in a member name beside `params` (which an unknown member
+        // would not change): no reading of it, so no method and no tool.
         b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/ca\xFFll\",\"params\":{\"name\":\"echo\"}}",
         b"{\"jsonrpc\":\"2.0\",\"id\":1,\"me\xFFthod\":\"tools/list\",\"method\":\"tools/call\",\"params\":{\"name\":\"echo\"}}",
-        b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"par\xC3ams\":{\"name\":\"echo\"}}",
+        b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"par\xC3ams\":{\"name\":\"delete\"},\"params\":{\"name\":\"echo\"}}",
     ];
     for body in bodies {
         let theirs = trick(&s, body, strict()).await;

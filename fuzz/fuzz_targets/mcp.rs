@@ -15,11 +15,14 @@
 //! `params`) finds that it needs no scope: every message an object with a
 //! string `method` that is `tools/call` of `public` or a method other than
 //! `tools/list` and `tools/call`, or a response (`result` / `error`), and a
-//! batch not empty; or when serde_json refuses the body, so that the server
-//! behind runs nothing (the layer skips `id`s, arguments and other values
-//! that choose nothing without checking their numbers, surrogates or depth);
-//! otherwise it gets 403 `insufficient_scope`; the token with every scope
-//! is always let through.
+//! batch not empty; or when serde_json's `Value` refuses the body but its
+//! `IgnoredAny` skipping reads it, so that the server behind runs nothing
+//! (the layer skips `id`s, arguments and other values that choose nothing
+//! without checking their numbers, surrogates, UTF-8 or depth), and, where
+//! the body holds invalid UTF-8, the body with each bad sequence replaced by
+//! U+FFFD needs nothing either or is refused for something else; otherwise
+//! it gets 403 `insufficient_scope`; the token with every scope is always
+//! let through.
 #![no_main]
 
 mod common;
@@ -242,9 +245,20 @@ fuzz_target!(|data: &[u8]| {
             // A body serde_json refuses in a value the layer skips (its
             // structure is sound: serde_json's own skipping reads it) runs
             // nothing on the server, whatever it names. A body whose
-            // structure is broken is never let through.
+            // structure is broken is never let through. Invalid UTF-8 is
+            // no excuse by itself: with each bad sequence read as U+FFFD
+            // (bytes >= 0x80, so the structure stays) the body must still
+            // need nothing, so a `method` or tool name spelled with bad
+            // bytes is judged as the misspelling it is.
             let skipped_value_refused = serde_json::from_slice::<Value>(data).is_err()
-                && serde_json::from_slice::<serde::de::IgnoredAny>(data).is_ok();
+                && serde_json::from_slice::<serde::de::IgnoredAny>(data).is_ok()
+                && match String::from_utf8_lossy(data) {
+                    std::borrow::Cow::Borrowed(_) => true,
+                    std::borrow::Cow::Owned(repaired) => {
+                        needs_nothing(repaired.as_bytes())
+                            || serde_json::from_str::<Value>(&repaired).is_err()
+                    }
+                };
             assert!(
                 needs_nothing(data) || skipped_value_refused,
                 "a scopeless token was let through"
