@@ -767,7 +767,8 @@ async fn forwarded_origins_only_when_trusted() {
 }
 
 /// A member named twice refuses the proof, known or not (the fuzzer found
-/// `"x":1,"x":2` accepted), as everywhere else in tokengate.
+/// `"x":1,"x":2` accepted), as everywhere else in tokengate; so does one
+/// whose value no JSON reader can hold.
 #[tokio::test]
 async fn a_member_named_twice_refuses_the_proof() {
     let issuer = TestIssuer::start().await.unwrap();
@@ -786,6 +787,10 @@ async fn a_member_named_twice_refuses_the_proof() {
     for twice in [
         decoded.replacen('{', r#"{"x":1,"x":2,"#, 1),
         decoded.replacen('{', r#"{"htm":"GET","#, 1),
+        // Nor is a member no JSON reader can hold, though unread (the
+        // fuzzer found `"jtd":1e999` accepted), as in tokens.
+        decoded.replacen('{', r#"{"x":1e999,"#, 1),
+        decoded.replacen('{', r#"{"x":["\ud800"],"#, 1),
     ] {
         let signed = key.proof("GET", URL).sign_raw_claims(twice.as_bytes());
         refused(

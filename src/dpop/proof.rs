@@ -200,7 +200,10 @@ impl<'de, T: Member> Deserialize<'de> for Members<T> {
                             return Err(serde::de::Error::custom("a member named twice"));
                         }
                         others.push(name.into_owned());
-                        map.next_value::<serde::de::IgnoredAny>()?;
+                        // Checked, not skipped: JSON no reader can hold
+                        // (`1e999`, a lone surrogate) is no well-formed
+                        // proof, as it is no well-formed token.
+                        map.next_value::<crate::token::claims::Checked>()?;
                     }
                 }
                 Ok(Members(value))

@@ -300,7 +300,7 @@ impl<'de> Visitor<'de> for RegisteredVisitor {
 /// (serde_json refuses numbers out of range and lone surrogates when it
 /// reads them, which skipping would not), and it costs no allocation unless
 /// a string has escapes.
-struct Checked;
+pub(crate) struct Checked;
 
 impl<'de> Deserialize<'de> for Checked {
     fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
