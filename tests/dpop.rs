@@ -240,6 +240,45 @@ async fn each_rule_of_section_4_3_broken_alone_is_refused() {
                 .sign(),
             "the DPoP proof is for another URL",
         ),
+        // Hosts the parser would rewrite into this one: an empty
+        // userinfo (dropped), percent-escapes (decoded, then IDNA-mapped:
+        // `%EF%BC%A1` is a fullwidth A), and characters no URI holds.
+        (
+            key.proof("GET", "http://@api.tokengate.test/items")
+                .token(&token)
+                .sign(),
+            "the DPoP proof is for another URL",
+        ),
+        (
+            key.proof("GET", "http://:@api.tokengate.test/items")
+                .token(&token)
+                .sign(),
+            "the DPoP proof is for another URL",
+        ),
+        (
+            key.proof("GET", "http://api%2Etokengate.test/items")
+                .token(&token)
+                .sign(),
+            "the DPoP proof is for another URL",
+        ),
+        (
+            key.proof("GET", "http://%EF%BC%A1pi.tokengate.test/items")
+                .token(&token)
+                .sign(),
+            "the DPoP proof is for another URL",
+        ),
+        (
+            key.proof("GET", "http://api.tokengate.test/items%")
+                .token(&token)
+                .sign(),
+            "the DPoP proof is for another URL",
+        ),
+        (
+            key.proof("GET", "http://api.tokengate.test/it\"ems")
+                .token(&token)
+                .sign(),
+            "the DPoP proof is for another URL",
+        ),
         // Spaces and controls, which the parser strips at either end
         // (tabs and newlines inside too; the fuzzer found the first accepted).
         (
@@ -314,11 +353,14 @@ async fn each_rule_of_section_4_3_broken_alone_is_refused() {
         let answer = send(&app, "GET", Some(&auth), &[bad]).await;
         refused(&answer, description);
     }
-    // The URL rule ignores the query, default ports and the host's case.
+    // The URL rule ignores the query and fragment (whatever they hold),
+    // default ports, an empty port, dot segments and the host's case.
     for url in [
         "http://api.tokengate.test/items?page=9",
         "http://API.tokengate.test:80/items",
         "http://api.tokengate.test/./items#frag",
+        "HTTP://api.tokengate.test:/items?a|b^c#{x}",
+        "http://api.tokengate.test:0080/x/../items",
     ] {
         let ok = key.proof("GET", url).token(&token).sign();
         assert_eq!(
@@ -798,4 +840,44 @@ async fn a_member_named_twice_refuses_the_proof() {
             "the DPoP proof is malformed",
         );
     }
+    // The same in the header, and in its `jwk`; and `crit`, even `null`.
+    let header = claims.split('.').next().unwrap();
+    let header = String::from_utf8(
+        base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, header).unwrap(),
+    )
+    .unwrap();
+    assert!(header.contains(r#""jwk":{"#), "{header}");
+    for (bad, description) in [
+        (
+            header.replacen('{', r#"{"x":1e999,"#, 1),
+            "the DPoP proof is malformed",
+        ),
+        (
+            header.replacen('{', r#"{"crit":null,"#, 1),
+            "the DPoP proof is malformed",
+        ),
+        (
+            header.replacen(r#""jwk":{"#, r#""jwk":{"x":1e999,"#, 1),
+            "the DPoP proof's key is not a usable public key",
+        ),
+        (
+            header.replacen(r#""jwk":{"#, r#""jwk":{"x":1,"x":2,"#, 1),
+            "the DPoP proof's key is not a usable public key",
+        ),
+    ] {
+        let signed = key
+            .proof("GET", URL)
+            .sign_raw(bad.as_bytes(), decoded.as_bytes());
+        refused(
+            &send(&app, "GET", Some(&auth), &[&signed]).await,
+            description,
+        );
+    }
+    // The header as it was, signed the same way, is accepted: the cases
+    // above fail for what they add.
+    let signed = key
+        .proof("GET", URL)
+        .sign_raw(header.as_bytes(), decoded.as_bytes());
+    let answer = send(&app, "GET", Some(&auth), &[&signed]).await;
+    assert_eq!(answer.status, StatusCode::OK);
 }

@@ -138,6 +138,24 @@ impl ProofBuilder<'_> {
         format!("{input}.{}", b64(&sig))
     }
 
+    /// Signs these exact header and claims bytes with the key: for headers
+    /// no JSON map can hold (a `jwk` member named twice, say).
+    ///
+    /// ```
+    /// use tokengate::Algorithm;
+    /// use tokengate::testing::DpopKey;
+    ///
+    /// let key = DpopKey::new(Algorithm::ES256);
+    /// let proof = key.proof("GET", "https://api.example/items")
+    ///     .sign_raw(br#"{"typ":"dpop+jwt","typ":"dpop+jwt"}"#, b"{}");
+    /// assert_eq!(proof.split('.').count(), 3);
+    /// ```
+    pub fn sign_raw(self, header: &[u8], claims: &[u8]) -> String {
+        let input = format!("{}.{}", b64(header), b64(claims));
+        let sig = self.key.key.sign(self.key.key.alg, input.as_bytes());
+        format!("{input}.{}", b64(&sig))
+    }
+
     /// Signs with the key: a compact JWS.
     pub fn sign(self) -> String {
         let input = format!(
