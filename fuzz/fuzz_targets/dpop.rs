@@ -14,7 +14,7 @@
 //! description is one of the fixed texts; never a 5xx (the replay store is
 //! in memory). A 200 only for claims that meet §4.3 by an independent
 //! reading: a JSON object naming no member twice, `jti` a string of 1 to
-//! 256 bytes, `htm` `GET`, `htu` the request's URL (query and fragment
+//! 256 bytes, `htm` `GET`, `htu` the request's URL by RFC 3986 §6.2 (query and fragment
 //! aside), `iat` an integer within 60 s before and 5 s after now, `ath` the
 //! token's SHA-256; and never twice for the same claims (a replay).
 #![no_main]
@@ -122,16 +122,66 @@ fn meets_the_rules(claims: &[u8], f: &Fixture) -> bool {
         .and_then(Value::as_str)
         .is_some_and(|j| !j.is_empty() && j.len() <= 256);
     let htm_ok = c.get("htm").and_then(Value::as_str) == Some("GET");
-    let htu_ok = c.get("htu").and_then(Value::as_str).is_some_and(|u| {
-        let u = u.split(['?', '#']).next().unwrap_or_default();
-        u == URL || u.eq_ignore_ascii_case(URL) || u == "https://api.example:443/items"
-    });
+    let htu_ok = c.get("htu").and_then(Value::as_str).is_some_and(same_as_url);
     let iat_ok = c
         .get("iat")
         .and_then(Value::as_u64)
         .is_some_and(|iat| iat <= now + 6 && iat + 61 >= now);
     let ath_ok = c.get("ath").and_then(Value::as_str) == Some(f.ath.as_str());
     jti_ok && htm_ok && htu_ok && iat_ok && ath_ok
+}
+
+/// Whether `htu` is the request's URL under RFC 3986 §6.2 (query and
+/// fragment ignored): scheme and host in any case, the default port
+/// written, empty or with leading zeros, dot segments (`%2e` is a dot)
+/// removed; nothing else is read as equal. Written apart from the crate's
+/// reading, which follows the WHATWG parser after a check of its own.
+fn same_as_url(htu: &str) -> bool {
+    let u = htu.split(['?', '#']).next().unwrap_or_default();
+    let Some((scheme, rest)) = u.split_once(':') else {
+        return false;
+    };
+    let Some(rest) = rest.strip_prefix("//") else {
+        return false;
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let (host, port) = match authority.split_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (authority, None),
+    };
+    let port_ok = port.is_none_or(|p| {
+        p.is_empty() || (p.bytes().all(|b| b.is_ascii_digit()) && p.trim_start_matches('0') == "443")
+    });
+    let path = path.replace("%2e", ".").replace("%2E", ".");
+    scheme.eq_ignore_ascii_case("https")
+        && host.eq_ignore_ascii_case("api.example")
+        && port_ok
+        && remove_dot_segments(&path) == "/items"
+        && !htu.bytes().any(|b| b <= b' ' || b >= 0x7f)
+}
+
+/// RFC 3986 §5.2.4.
+fn remove_dot_segments(mut input: &str) -> String {
+    let mut out = String::new();
+    let pop = |out: &mut String| out.truncate(out.rfind('/').unwrap_or(0));
+    while !input.is_empty() {
+        if let Some(rest) = input.strip_prefix("../").or_else(|| input.strip_prefix("./")) {
+            input = rest;
+        } else if input.starts_with("/./") || input == "/." {
+            input = if input == "/." { "/" } else { &input[2..] };
+        } else if input.starts_with("/../") || input == "/.." {
+            input = if input == "/.." { "/" } else { &input[3..] };
+            pop(&mut out);
+        } else if input == "." || input == ".." {
+            input = "";
+        } else {
+            let start = usize::from(input.starts_with('/'));
+            let end = input[start..].find('/').map_or(input.len(), |i| i + start);
+            out.push_str(&input[..end]);
+            input = &input[end..];
+        }
+    }
+    out
 }
 
 /// The inner service: 200 for whatever reaches it.
