@@ -35,7 +35,6 @@ use tokengate::TokenGate;
 use tower_layer::Layer;
 use tower_service::Service;
 
-const URL: &str = "https://api.example/items";
 
 const DESCRIPTIONS: [&str; 14] = [
     "the DPoP proof is missing",
@@ -131,7 +130,8 @@ fn meets_the_rules(claims: &[u8], f: &Fixture) -> bool {
     jti_ok && htm_ok && htu_ok && iat_ok && ath_ok
 }
 
-/// Whether `htu` is the request's URL under RFC 3986 §6.2 (query and
+/// Whether `htu` is the request's URL, `https://api.example/items`,
+/// under RFC 3986 §6.2 (query and
 /// fragment ignored): scheme and host in any case, the default port
 /// written, empty or with leading zeros, dot segments (`%2e` is a dot)
 /// removed; nothing else is read as equal. Written apart from the crate's

@@ -20,8 +20,8 @@
 //! (the layer skips `id`s, arguments and other values that choose nothing
 //! without checking their numbers, surrogates, UTF-8 or depth), and, where
 //! the body holds invalid UTF-8, the body with each bad sequence replaced by
-//! U+FFFD needs nothing either (a `method` holding U+FFFD then needs a
-//! scope) or is refused for something else; otherwise
+//! U+FFFD needs nothing either (a `method` spelled with bad bytes then
+//! needs a scope) or is refused for something else; otherwise
 //! it gets 403 `insufficient_scope`; the token with every scope is always
 //! let through.
 #![no_main]
@@ -210,21 +210,33 @@ fn needs_nothing(body: &[u8]) -> bool {
     }
 }
 
-/// Whether a message of the repaired `body` has a `method` with U+FFFD in
-/// it: spelled with bad bytes, it is no method the oracle can judge (a
-/// server that dropped the bad bytes could run `tools/call`), so it needs a
-/// scope.
-fn names_a_repaired_method(body: &str) -> bool {
-    let repaired = |m: &Value| {
-        m.get("method")
-            .and_then(Value::as_str)
-            .is_some_and(|s| s.contains('\u{FFFD}'))
-    };
-    match serde_json::from_str::<Value>(body) {
-        Ok(Value::Array(batch)) => batch.iter().any(repaired),
-        Ok(single) => repaired(&single),
-        Err(_) => false,
+/// `body` with each invalid UTF-8 sequence replaced by `with` (bytes
+/// >= 0x80, so the JSON structure around them stays).
+fn repair(body: &[u8], with: char) -> String {
+    let mut text = String::new();
+    for chunk in body.utf8_chunks() {
+        text.push_str(chunk.valid());
+        if !chunk.invalid().is_empty() {
+            text.push(with);
+        }
     }
+    text
+}
+
+/// Whether a message's `method` is spelled with invalid bytes: it then
+/// reads differently in two repairs of `body` with different characters. No
+/// method the oracle can judge (a server that dropped the bad bytes could
+/// run `tools/call`), so it needs a scope.
+fn names_a_repaired_method(body: &[u8]) -> bool {
+    let methods = |text: String| -> Vec<Option<String>> {
+        let method = |m: &Value| m.get("method").and_then(Value::as_str).map(str::to_owned);
+        match serde_json::from_str::<Value>(&text) {
+            Ok(Value::Array(batch)) => batch.iter().map(method).collect(),
+            Ok(single) => vec![method(&single)],
+            Err(_) => Vec::new(),
+        }
+    };
+    methods(repair(body, '\u{FFFD}')) != methods(repair(body, '\u{E000}'))
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -270,13 +282,11 @@ fuzz_target!(|data: &[u8]| {
             // bytes is judged as the misspelling it is.
             let skipped_value_refused = serde_json::from_slice::<Value>(data).is_err()
                 && serde_json::from_slice::<serde::de::IgnoredAny>(data).is_ok()
-                && match String::from_utf8_lossy(data) {
-                    std::borrow::Cow::Borrowed(_) => true,
-                    std::borrow::Cow::Owned(repaired) => {
-                        (needs_nothing(repaired.as_bytes()) && !names_a_repaired_method(&repaired))
-                            || serde_json::from_str::<Value>(&repaired).is_err()
-                    }
-                };
+                && (std::str::from_utf8(data).is_ok() || {
+                    let repaired = repair(data, '\u{FFFD}');
+                    (needs_nothing(repaired.as_bytes()) && !names_a_repaired_method(data))
+                        || serde_json::from_str::<Value>(&repaired).is_err()
+                });
             assert!(
                 needs_nothing(data) || skipped_value_refused,
                 "a scopeless token was let through"
