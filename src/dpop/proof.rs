@@ -18,40 +18,46 @@ use crate::error::InvalidDpopProof as Why;
 use crate::keys::{AlgorithmSet, VerifyingKey};
 
 /// The proof's `jwk`, as read here: the public members of the three key
-/// types a proof can use, and the private members of every type (RFC 7518
-/// §6), whatever their values, which refuse the key. Read once, then handed
-/// to jsonwebtoken's types directly: their untagged reading would try each
+/// types a proof can use; a private member of any type (RFC 7518 §6),
+/// whatever its value, refuses the key. Read once, by the header's rules
+/// (no member twice, other members' values checked), then handed to
+/// jsonwebtoken's types directly: their untagged reading would try each
 /// key type in turn and format an error for every miss.
-#[derive(Deserialize)]
+#[derive(Default)]
 struct ProofJwk {
-    kty: String,
+    kty: Option<String>,
     crv: Option<String>,
     x: Option<String>,
     y: Option<String>,
     n: Option<String>,
     e: Option<String>,
-    d: Option<serde::de::IgnoredAny>,
-    p: Option<serde::de::IgnoredAny>,
-    q: Option<serde::de::IgnoredAny>,
-    dp: Option<serde::de::IgnoredAny>,
-    dq: Option<serde::de::IgnoredAny>,
-    qi: Option<serde::de::IgnoredAny>,
-    oth: Option<serde::de::IgnoredAny>,
-    k: Option<serde::de::IgnoredAny>,
+    /// The members read so far, by bit.
+    seen: u8,
+}
+
+impl Member for ProofJwk {
+    fn member<'de, A: serde::de::MapAccess<'de>>(
+        &mut self,
+        name: &str,
+        map: &mut A,
+    ) -> Result<bool, A::Error> {
+        let seen = &mut self.seen;
+        match name {
+            "kty" => once(&mut self.kty, seen, 0, map),
+            "crv" => once(&mut self.crv, seen, 1, map),
+            "x" => once(&mut self.x, seen, 2, map),
+            "y" => once(&mut self.y, seen, 3, map),
+            "n" => once(&mut self.n, seen, 4, map),
+            "e" => once(&mut self.e, seen, 5, map),
+            "d" | "p" | "q" | "dp" | "dq" | "qi" | "oth" | "k" => {
+                Err(serde::de::Error::custom("a private key member"))
+            }
+            _ => Ok(false),
+        }
+    }
 }
 
 impl ProofJwk {
-    fn has_private_member(&self) -> bool {
-        self.d.is_some()
-            || self.p.is_some()
-            || self.q.is_some()
-            || self.dp.is_some()
-            || self.dq.is_some()
-            || self.qi.is_some()
-            || self.oth.is_some()
-            || self.k.is_some()
-    }
-
     /// The public key as jsonwebtoken's `Jwk`, for an EC (P-256, P-384),
     /// OKP (Ed25519) or RSA key with its members present.
     fn into_jwk(self) -> Option<Jwk> {
@@ -59,7 +65,7 @@ impl ProofJwk {
             AlgorithmParameters, EllipticCurve, EllipticCurveKeyParameters, OctetKeyPairParameters,
             RSAKeyParameters,
         };
-        let algorithm = match (self.kty.as_str(), self.crv.as_deref()) {
+        let algorithm = match (self.kty.as_deref()?, self.crv.as_deref()) {
             ("OKP", Some("Ed25519")) => AlgorithmParameters::OctetKeyPair(OctetKeyPairParameters {
                 key_type: Default::default(),
                 curve: EllipticCurve::Ed25519,
@@ -213,21 +219,6 @@ impl<'de, T: Member> Deserialize<'de> for Members<T> {
     }
 }
 
-/// An object none of whose members is read: [`Members`] then checks them
-/// all.
-#[derive(Default)]
-struct Unread;
-
-impl Member for Unread {
-    fn member<'de, A: serde::de::MapAccess<'de>>(
-        &mut self,
-        _: &str,
-        _: &mut A,
-    ) -> Result<bool, A::Error> {
-        Ok(false)
-    }
-}
-
 /// Sets `slot` from the map's next value (`null` leaves it empty), once:
 /// bit `bit` of `seen` records that it was given.
 fn once<'de, A: serde::de::MapAccess<'de>, T: Deserialize<'de>>(
@@ -314,13 +305,8 @@ pub(crate) fn check(
         .filter(|alg| rules.algorithms.contains(*alg))
         .ok_or(Why::UnsupportedAlgorithm)?;
     let jwk = header.jwk.ok_or(Why::BadKey)?;
-    // Held to the header's rules: no member twice, only JSON a reader can
-    // hold (the struct below skips what it does not know unchecked).
-    serde_json::from_str::<Members<Unread>>(jwk.get()).map_err(|_| Why::BadKey)?;
-    let jwk: ProofJwk = serde_json::from_str(jwk.get()).map_err(|_| Why::BadKey)?;
-    if jwk.has_private_member() {
-        return Err(Why::BadKey);
-    }
+    let Members(jwk): Members<ProofJwk> =
+        serde_json::from_str(jwk.get()).map_err(|_| Why::BadKey)?;
     let jwk = jwk.into_jwk().ok_or(Why::BadKey)?;
     let key =
         VerifyingKey::from_jwk(&jwk, AlgorithmSet::from_iter([alg])).map_err(|_| Why::BadKey)?;
