@@ -394,9 +394,6 @@ pub(crate) fn check(
     })
 }
 
-/// RFC 9449 §4.3 rule 9: the same URL after RFC 3986 §6.2.2 and §6.2.3
-/// normalisation (the parser lower-cases scheme and host, drops a default
-/// port, resolves dot segments), query and fragment ignored.
 /// The host of `htu` as written, if `htu` is an RFC 3986 URI with an
 /// authority that the WHATWG parser (which `url` follows for http(s)) reads
 /// as RFC 3986 does; `None` where it would repair something into another
@@ -468,6 +465,9 @@ fn rfc3986_host(htu: &str) -> Option<&str> {
     Some(host)
 }
 
+/// RFC 9449 §4.3 rule 9: the same URL after RFC 3986 §6.2.2 and §6.2.3
+/// normalisation (the parser lower-cases scheme and host, drops a default
+/// port, resolves dot segments), query and fragment ignored.
 fn same_url(got: &Url, expected: &Url) -> bool {
     // Userinfo is part of the authority (RFC 3986 §3.2): another URI.
     got.username().is_empty()
