@@ -65,11 +65,11 @@ pub trait ReplayStore: Send + Sync + 'static {
 /// dropped. So every key is kept at least its window, and at most about
 /// twice that; a proof is new when neither generation holds it. Keys are
 /// SHA-256 outputs, so they are spread over shards by one of their bytes
-/// and hashed by their first sixteen mixed with a secret seed of this store (a
-/// client grinding `jti`s cannot aim at one bucket), and a generation that
-/// was once swollen gives its memory back when it is dropped. A check costs
-/// a lock of one of 64 shards and two lookups: a fraction of a
-/// general-purpose cache's insert (README, Performance).
+/// and hashed by their first sixteen mixed with a secret seed of this
+/// store (a client grinding `jti`s cannot aim at one bucket), and a
+/// generation that was once swollen gives its memory back when it is
+/// dropped. A check costs a lock of one of 64 shards and two lookups: a
+/// fraction of a general-purpose cache's insert (README, Performance).
 pub struct MemoryReplayStore {
     shards: Box<[std::sync::Mutex<Shard>]>,
     capacity: u64,
@@ -208,9 +208,7 @@ impl MemoryReplayStore {
         self.live
             .fetch_sub(dropped as u64, std::sync::atomic::Ordering::Relaxed);
     }
-}
 
-impl MemoryReplayStore {
     /// Counts one more entry if there is room: reserved first, so threads
     /// in different shards cannot all pass a check and overshoot.
     fn reserve(&self) -> bool {
